@@ -1,0 +1,31 @@
+"""make_app: one aiohttp application around one State.
+
+The middleware order is the request's path: tracing (trace id, error format,
+journal) -> metering (chat calls become traces) -> auth (key, account, limits)
+-> the route's handler.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .auth import authenticate
+from .catalog import load_catalog
+from .metering import meter_chat_calls
+from .routes import add_routes
+from .settings import Settings
+from .state import State
+from .tracing import STATE, stamp_trace_id, trace_requests
+
+
+def make_app(settings: Settings | None = None) -> web.Application:
+    settings = settings or Settings()
+    state = State(load_catalog(settings.fixtures), settings)
+    app = web.Application(
+        middlewares=[trace_requests, meter_chat_calls, authenticate],
+        client_max_size=settings.max_body_bytes,
+    )
+    app[STATE] = state
+    app.on_response_prepare.append(stamp_trace_id)
+    add_routes(app)
+    return app

@@ -1,0 +1,245 @@
+"""A chat completion request, validated into a frozen dataclass.
+
+Pure. Every rejection is an `invalid_request` that names the field, the way
+OpenAI does (`messages[1].role`), so a client sees exactly what to fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .catalog import Model
+from .errors import ApiError, invalid
+from .generate import count_tokens
+
+ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+RESPONSE_FORMATS = ("text", "json_object", "json_schema")
+MESSAGE_OVERHEAD = 3  # tokens per message, as OpenAI counts them
+IMAGE_TOKENS = 85
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    model: Model
+    messages: tuple[dict, ...]
+    stream: bool = False
+    include_usage: bool = False
+    n: int = 1
+    max_tokens: int | None = None
+    stop: tuple[str, ...] = ()
+    tools: tuple[dict, ...] = ()
+    tool_choice: str | None = None  # None (no tools), "auto", "none", "required" or a function name
+    response_format: str = "text"
+    json_schema: dict | None = None
+    prompt_tokens: int = 0
+
+    @property
+    def last_user_text(self) -> str:
+        for message in reversed(self.messages):
+            if message.get("role") == "user":
+                return message_text(message)
+        return ""
+
+    @property
+    def answering_tool_result(self) -> bool:
+        return bool(self.messages) and self.messages[-1].get("role") in ("tool", "function")
+
+
+def message_text(message: dict) -> str:
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return ""
+
+
+def parse_chat_request(body: Any, models: dict[str, Model]) -> ChatRequest:
+    """Check a request body the way the real gateway does; raise `ApiError` otherwise."""
+    if not isinstance(body, dict):
+        raise invalid("body", "a JSON object")
+    model_id = _required(body, "model", str, "a string")
+    messages = _messages(_required(body, "messages", list, "a non-empty array of messages"))
+    stream = _optional(body, "stream", bool, "a boolean", False)
+    options = _optional(body, "stream_options", dict, "an object", None)
+    include_usage = False
+    if options is not None:
+        if not stream:
+            raise invalid("stream_options", "to be set only when 'stream' is true")
+        include_usage = _optional(options, "include_usage", bool, "a boolean", False, "stream_options.")
+    n = _int(body, "n", 1, 128) or 1
+    max_tokens = _int(body, "max_completion_tokens", 1, None)
+    if max_tokens is None:
+        max_tokens = _int(body, "max_tokens", 1, None)
+    _number(body, "temperature", 0, 2)
+    _number(body, "top_p", 0, 1)
+    _number(body, "presence_penalty", -2, 2)
+    _number(body, "frequency_penalty", -2, 2)
+    stop = _stop(body.get("stop"))
+    tools = _tools(body.get("tools"))
+    tool_choice = _tool_choice(body.get("tool_choice"), tools)
+    response_format, schema = _response_format(body.get("response_format"))
+
+    model = models.get(model_id)
+    if model is None:
+        raise ApiError("model_not_found", f"The model '{model_id}' does not exist or you do not have access to it.")
+    prompt_tokens = count_prompt_tokens(messages, tools)
+    if prompt_tokens + (max_tokens or 0) > model.context_length:
+        raise ApiError(
+            "context_length_exceeded",
+            f"This model's maximum context length is {model.context_length} tokens. However, you requested "
+            f"{prompt_tokens + (max_tokens or 0)} tokens ({prompt_tokens} in the messages, "
+            f"{max_tokens or 0} in the completion). Please reduce the length of the messages or completion.",
+        )
+    return ChatRequest(
+        model=model,
+        messages=messages,
+        stream=stream,
+        include_usage=include_usage,
+        n=n,
+        max_tokens=max_tokens,
+        stop=stop,
+        tools=tools,
+        tool_choice=tool_choice,
+        response_format=response_format,
+        json_schema=schema,
+        prompt_tokens=prompt_tokens,
+    )
+
+
+def count_prompt_tokens(messages: tuple[dict, ...], tools: tuple[dict, ...] = ()) -> int:
+    total = 3  # every reply is primed with <|start|>assistant<|message|>
+    for message in messages:
+        total += MESSAGE_OVERHEAD + count_tokens(message_text(message))
+        if isinstance(message.get("content"), list):
+            total += IMAGE_TOKENS * sum(1 for p in message["content"] if isinstance(p, dict) and p.get("type") == "image_url")
+        for call in message.get("tool_calls") or ():
+            function = call.get("function") if isinstance(call.get("function"), dict) else {}
+            total += count_tokens(str(function.get("name", ""))) + count_tokens(str(function.get("arguments", "")))
+    for tool in tools:
+        total += count_tokens(str(tool["function"]))
+    return total
+
+
+def _required(body: dict, field: str, kind: type, expected: str) -> Any:
+    if field not in body or body[field] is None:
+        raise ApiError("invalid_request", f"Missing required field '{field}'.")
+    value = body[field]
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise invalid(field, expected)
+    return value
+
+
+def _optional(body: dict, field: str, kind: type, expected: str, default: Any, prefix: str = "") -> Any:
+    value = body.get(field)
+    if value is None:
+        return default
+    if not isinstance(value, kind):
+        raise invalid(prefix + field, expected)
+    return value
+
+
+def _int(body: dict, field: str, low: int, high: int | None) -> int | None:
+    value = body.get(field)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or high is not None and value > high:
+        raise invalid(field, f"an integer from {low}" + (f" to {high}" if high is not None else " up"))
+    return value
+
+
+def _number(body: dict, field: str, low: float, high: float) -> None:
+    value = body.get(field)
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise invalid(field, f"a number from {low} to {high}")
+
+
+def _messages(raw: list) -> tuple[dict, ...]:
+    if not raw:
+        raise invalid("messages", "a non-empty array of messages")
+    for i, message in enumerate(raw):
+        where = f"messages[{i}]"
+        if not isinstance(message, dict):
+            raise invalid(where, "an object with 'role' and 'content'")
+        role = message.get("role")
+        if role not in ROLES:
+            raise invalid(f"{where}.role", "one of " + ", ".join(ROLES))
+        content = message.get("content")
+        if content is None:
+            if role != "assistant" or not message.get("tool_calls"):
+                raise ApiError("invalid_request", f"Missing required field '{where}.content'.")
+        elif isinstance(content, list):
+            for j, part in enumerate(content):
+                if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+                    raise invalid(f"{where}.content[{j}]", "an object with a 'type'")
+                if part["type"] == "text" and not isinstance(part.get("text"), str):
+                    raise invalid(f"{where}.content[{j}].text", "a string")
+        elif not isinstance(content, str):
+            raise invalid(f"{where}.content", "a string or an array of content parts")
+        calls = message.get("tool_calls")
+        if calls is not None and (not isinstance(calls, list) or not all(isinstance(c, dict) for c in calls)):
+            raise invalid(f"{where}.tool_calls", "an array of tool calls")
+        if role == "tool" and not isinstance(message.get("tool_call_id"), str):
+            raise ApiError("invalid_request", f"Missing required field '{where}.tool_call_id'.")
+    return tuple(raw)
+
+
+def _stop(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,) if value else ()
+    if isinstance(value, list) and len(value) <= 4 and all(isinstance(s, str) for s in value):
+        return tuple(s for s in value if s)
+    raise invalid("stop", "a string or an array of up to 4 strings")
+
+
+def _tools(value: Any) -> tuple[dict, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise invalid("tools", "an array of tools")
+    for i, tool in enumerate(value):
+        if not isinstance(tool, dict) or tool.get("type") != "function":
+            raise invalid(f"tools[{i}].type", "'function'")
+        function = tool.get("function")
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str) or not function["name"]:
+            raise invalid(f"tools[{i}].function.name", "a non-empty string")
+        if function.get("parameters") is not None and not isinstance(function["parameters"], dict):
+            raise invalid(f"tools[{i}].function.parameters", "a JSON Schema object")
+    return tuple(value)
+
+
+def _tool_choice(value: Any, tools: tuple[dict, ...]) -> str | None:
+    names = [t["function"]["name"] for t in tools]
+    if value is None:
+        return "auto" if tools else None
+    if value in ("none", "auto", "required"):
+        if value != "none" and not tools:
+            raise invalid("tool_choice", "'none' when no tools are given")
+        return value
+    if isinstance(value, dict) and value.get("type") == "function":
+        name = (value.get("function") or {}).get("name")
+        if name in names:
+            return name
+        raise invalid("tool_choice.function.name", "one of the tools' names: " + (", ".join(names) or "none given"))
+    raise invalid("tool_choice", "'none', 'auto', 'required' or {\"type\": \"function\", \"function\": {\"name\": ...}}")
+
+
+def _response_format(value: Any) -> tuple[str, dict | None]:
+    if value is None:
+        return "text", None
+    if not isinstance(value, dict) or value.get("type") not in RESPONSE_FORMATS:
+        raise invalid("response_format.type", "one of " + ", ".join(RESPONSE_FORMATS))
+    if value["type"] != "json_schema":
+        return value["type"], None
+    spec = value.get("json_schema")
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+        raise invalid("response_format.json_schema", "an object with a 'name' and a 'schema'")
+    schema = spec.get("schema", {})
+    if not isinstance(schema, dict):
+        raise invalid("response_format.json_schema.schema", "a JSON Schema object")
+    return "json_schema", schema

@@ -1,0 +1,89 @@
+"""The `mockpoeti` command: serve (and, as they land, validate, schema, openapi)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import signal
+import sys
+
+from . import __version__
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mockpoeti", description="An offline test double of the poeti.ai API.")
+    parser.add_argument("--version", action="version", version=f"mockpoeti {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the server until SIGINT/SIGTERM")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port to bind; 0 picks a free one (default: 8080)")
+    serve.add_argument("--scenario", action="append", default=[], metavar="NAME_OR_FILE", help="activate a scenario (repeatable)")
+    serve.add_argument("--api-key", action="append", default=[], metavar="KEY", help="accept KEY for the default account (repeatable)")
+    serve.add_argument("--seed", type=int, help="make ids and generated text reproducible")
+    serve.add_argument("--clock", metavar="TIME", help="freeze the clock at TIME (ISO 8601 or Unix seconds)")
+    serve.add_argument("--fixtures", metavar="DIR", help="a folder whose YAML files replace the shipped fixtures")
+    serve.add_argument("--history", action="store_true", help="seed trace history from fixtures/history.yaml")
+    serve.add_argument("--admin-token", metavar="TOKEN", help="require TOKEN (X-Admin-Token) on /__admin/")
+    serve.add_argument("--max-traces", type=int, default=100_000, metavar="N", help="traces kept (default: 100000)")
+    serve.add_argument("--max-journal", type=int, default=1_000, metavar="N", help="journal entries kept (default: 1000)")
+
+    args = parser.parse_args(argv)
+    return {"serve": _serve}[args.command](args)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .errors import ConfigError
+    from .server import MockServer
+
+    try:
+        server = MockServer(
+            host=args.host,
+            port=args.port,
+            seed=args.seed,
+            scenarios=args.scenario,
+            api_keys=args.api_key,
+            fixtures=args.fixtures,
+            clock=args.clock,
+            history=args.history,
+            admin_token=args.admin_token,
+            max_traces=args.max_traces,
+            max_journal=args.max_journal,
+        )
+    except ValueError as e:
+        print(f"mockpoeti: --clock: {e}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(_run(server))
+    except ConfigError as e:
+        print("\n".join(e.problems), file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"mockpoeti: cannot listen on {args.host}:{args.port}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _run(server) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    if not _is_loopback(server.host):
+        print(f"mockpoeti: warning: listening on {server.host}, reachable beyond this machine", file=sys.stderr)
+    print(f"mockpoeti listening on {server.url} (API key: {server.api_key})", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

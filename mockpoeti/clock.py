@@ -1,0 +1,53 @@
+"""The server's clock: wall time, or frozen at a set instant for byte-identical runs.
+
+Timestamps (`created`, `created_at`, the usage month) come from `now()`.
+Rate-limit windows use `monotonic()`, which `advance()` moves too, so a test
+can skip a minute instead of sleeping through it.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+
+
+class Clock:
+    def __init__(self, frozen_at: float | None = None):
+        self._initial = frozen_at
+        self.reset()
+
+    def reset(self) -> None:
+        self._frozen_at = self._initial
+        self._wall_offset = 0.0
+        self._mono_offset = 0.0
+
+    @property
+    def frozen(self) -> bool:
+        return self._frozen_at is not None
+
+    def now(self) -> float:
+        return self._frozen_at if self._frozen_at is not None else time.time() + self._wall_offset
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self._mono_offset
+
+    def advance(self, seconds: float) -> None:
+        self._mono_offset += seconds
+        self._wall_offset += seconds
+        if self._frozen_at is not None:
+            self._frozen_at += seconds
+
+    def set(self, moment: float, frozen: bool = True) -> None:
+        if frozen:
+            self._frozen_at = moment
+        else:
+            self._frozen_at = None
+            self._wall_offset = moment - time.time()
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def day_of(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d")

@@ -1,0 +1,139 @@
+"""Seeded answers: text in the prompt's language, tool-call arguments, JSON.
+
+Pure: no I/O, no aiohttp. Faker is imported on first use, not at import time,
+because `import faker` alone costs ~75 ms and most servers start before they
+answer. Every function takes the seed it must use, so the same seed and request
+always give the same bytes, whatever else the server did in between.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+
+# One token per CJK character, ~4 Latin letters per token, digits by threes,
+# punctuation alone: close to what BPE tokenizers count, and the pieces join
+# back to the exact text, so a stream of tokens is also a stream of chunks.
+_CJK = "\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef"
+_TOKEN = re.compile(rf"[{_CJK}]|\s?[A-Za-z]{{1,4}}|\s?\d{{1,3}}|\s?[^\s{_CJK}A-Za-z\d]|\s+")
+_HAN = re.compile(r"[\u4e00-\u9fff]")
+_KANA = re.compile(r"[\u3040-\u30ff]")
+
+LOCALES = {"zh": "zh_CN", "ja": "ja_JP", "en": "en_US"}
+
+
+def tokenize(text: str) -> list[str]:
+    return _TOKEN.findall(text)
+
+
+def count_tokens(text: str) -> int:
+    return len(_TOKEN.findall(text)) if text else 0
+
+
+def language_of(text: str) -> str:
+    """`ja` when there is kana, `zh` when there is Han, else `en`."""
+    if _KANA.search(text):
+        return "ja"
+    return "zh" if _HAN.search(text) else "en"
+
+
+def derive_seed(*parts: object) -> int:
+    """A stable 64-bit seed from any values (Python's hash() is salted per process)."""
+    material = "\x1f".join(p if isinstance(p, str) else repr(p) for p in parts)
+    return int.from_bytes(hashlib.blake2b(material.encode(), digest_size=8).digest(), "big")
+
+
+class TextGenerator:
+    """Faker instances, one per locale, created on first use and reseeded per answer.
+
+    One per server state: Faker instances carry their own random state, so
+    sharing them between servers (threads) would mix their sequences.
+    """
+
+    def __init__(self) -> None:
+        self._fakers: dict[str, object] = {}
+
+    def faker(self, lang: str):
+        fk = self._fakers.get(lang)
+        if fk is None:
+            from faker import Faker
+
+            fk = self._fakers[lang] = Faker(LOCALES.get(lang, "en_US"))
+        return fk
+
+    def answer(self, lang: str, seed: int, sentences: tuple[int, int] = (3, 7)) -> str:
+        fk = self.faker(lang)
+        fk.seed_instance(seed)
+        rnd = random.Random(seed)
+        count = rnd.randint(*sentences)
+        if lang == "en":
+            return " ".join(fk.sentence(nb_words=rnd.randint(6, 14)) for _ in range(count))
+        parts = []
+        for i in range(count):
+            clause = "".join(fk.words(nb=rnd.randint(3, 7)))
+            parts.append(clause + ("。" if i == count - 1 or rnd.random() < 0.5 else "，"))
+        return "".join(parts)
+
+    def value(self, schema: object, seed: int) -> object:
+        """A value that satisfies a (simple) JSON Schema: tool arguments, JSON mode."""
+        fk = self.faker("en")
+        fk.seed_instance(seed)
+        return _sample(schema if isinstance(schema, dict) else {}, random.Random(seed), fk, "value", 0)
+
+
+_NAMED_STRINGS = {
+    "city": "city", "location": "city", "country": "country", "name": "name",
+    "email": "email", "address": "address", "company": "company", "url": "url",
+    "date": "date", "time": "time", "phone": "phone_number", "query": "sentence",
+    "text": "sentence", "title": "sentence", "description": "sentence",
+}
+
+
+def _sample(schema: dict, rnd: random.Random, fk, name: str, depth: int) -> object:
+    if "enum" in schema and schema["enum"]:
+        return rnd.choice(list(schema["enum"]))
+    if "const" in schema:
+        return schema["const"]
+    for combo in ("anyOf", "oneOf"):
+        if isinstance(schema.get(combo), list) and schema[combo]:
+            return _sample(schema[combo][0], rnd, fk, name, depth)
+    kind = schema.get("type", "object" if "properties" in schema else "string")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "integer":
+        low, high = int(schema.get("minimum", 1)), int(schema.get("maximum", 100))
+        return rnd.randint(low, max(low, high))
+    if kind == "number":
+        low, high = float(schema.get("minimum", 0)), float(schema.get("maximum", 100))
+        return round(rnd.uniform(low, max(low, high)), 2)
+    if kind == "boolean":
+        return rnd.random() < 0.5
+    if kind == "null":
+        return None
+    if kind == "array":
+        if depth > 4:
+            return []
+        items = schema.get("items") if isinstance(schema.get("items"), dict) else {}
+        size = max(int(schema.get("minItems", 1)), rnd.randint(1, 3))
+        return [_sample(items, rnd, fk, name, depth + 1) for _ in range(size)]
+    if kind == "object":
+        if depth > 4:
+            return {}
+        props = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+        if not props:
+            return {"result": fk.sentence()}
+        return {k: _sample(v if isinstance(v, dict) else {}, rnd, fk, k, depth + 1) for k, v in props.items()}
+    # strings: pick a Faker provider that fits the field's name
+    lowered = name.lower()
+    provider = next((p for word, p in _NAMED_STRINGS.items() if word in lowered), "word")
+    if schema.get("format") == "date":
+        provider = "date"
+    elif schema.get("format") == "date-time":
+        return fk.iso8601()
+    return str(getattr(fk, provider)())
+
+
+def json_text(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False)

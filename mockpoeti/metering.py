@@ -1,0 +1,59 @@
+"""Every chat call becomes a trace: priced, timed and counted, success or not.
+
+Sits between tracing and auth, so that it sees auth failures of known keys
+(auth fills in the key) and the handler's outcome, streams included.
+"""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from .errors import ApiError
+from .state import Trace
+from .tracing import STATE, TRACE_ID
+from .wire import error_body
+
+TRACE = "mockpoeti.trace"  # request key: the trace being filled in
+
+
+@web.middleware
+async def meter_chat_calls(request: web.Request, handler) -> web.StreamResponse:
+    if request.match_info.route.name != "chat":
+        return await handler(request)
+    state = request.app[STATE]
+    trace = request[TRACE] = Trace(
+        trace_id=request[TRACE_ID],
+        account="",
+        key_id=0,
+        key_prefix="",
+        created_at=state.clock.now(),
+        routing_strategy=state.settings.routing_strategy,
+    )
+    started = time.perf_counter()
+    try:
+        response = await handler(request)
+        trace.http_status = response.status
+        if response.status >= 400 and trace.status == "success":
+            trace.status = "error"
+        return response
+    except ApiError as e:
+        fail(trace, *error_body(state.catalog, e))
+        raise
+    except Exception:
+        fail(trace, *error_body(state.catalog, ApiError("internal_error")))
+        raise
+    finally:
+        trace.latency_ms = round((time.perf_counter() - started) * 1000)
+        if trace.account:  # unknown keys belong to no account: nothing to record
+            state.record(trace)
+
+
+def fail(trace: Trace, status: int, body: dict) -> None:
+    trace.status = "error"
+    trace.http_status = status
+    trace.error_code = body["error"]["code"]
+    trace.error_message = body["error"]["message"]
+    trace.prompt_tokens = trace.completion_tokens = 0
+    trace.prompt_cost_nanos = trace.completion_cost_nanos = 0

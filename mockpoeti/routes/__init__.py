@@ -1,0 +1,23 @@
+"""One module per endpoint family. Route names double as scenario `endpoint` names."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from . import admin, chat, keys, models, traces, usage
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_post("/v1/chat/completions", chat.create_chat_completion, name="chat")
+    r.add_get("/v1/models", models.list_models, name="models")
+    r.add_get("/v1/models/{model_id}", models.get_model, name="model")
+    r.add_get("/api/v1/api-keys", keys.list_keys, name="api_keys")
+    r.add_post("/api/v1/api-keys", keys.create_key, name="create_api_key")
+    r.add_get("/api/v1/api-keys/{key_id}", keys.get_key, name="api_key")
+    r.add_delete("/api/v1/api-keys/{key_id}", keys.revoke_key, name="revoke_api_key")
+    r.add_get("/api/v1/usage", usage.get_usage, name="usage")
+    r.add_get("/api/v1/request-traces", traces.list_traces, name="traces")
+    r.add_get("/api/v1/request-traces/stats", traces.get_stats, name="trace_stats")
+    r.add_get("/api/v1/request-traces/{trace_id}", traces.get_trace, name="trace")
+    admin.add_routes(r)

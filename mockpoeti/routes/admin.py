@@ -1,0 +1,70 @@
+"""The admin API under /__admin/ (WireMock's convention): health, the request
+journal, reset, and the clock."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..clock import iso
+from ..errors import ApiError, invalid
+from ..settings import parse_time
+from ..tracing import STATE
+from ..wire import json_response, read_json
+
+
+def add_routes(r: web.UrlDispatcher) -> None:
+    r.add_get("/__admin/health", health, name="admin_health")
+    r.add_get("/__admin/requests", list_requests, name="admin_requests")
+    r.add_delete("/__admin/requests", clear_requests, name="admin_clear_requests")
+    r.add_post("/__admin/reset", reset, name="admin_reset")
+    r.add_get("/__admin/clock", get_clock, name="admin_clock")
+    r.add_put("/__admin/clock", set_clock, name="admin_set_clock")
+
+
+async def health(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    return json_response({"status": "ok", "seed": state.seed, "traces": len(state.traces), "requests": state.journal_count})
+
+
+async def list_requests(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    return json_response({"requests": list(state.journal), "meta": {"total": state.journal_count}})
+
+
+async def clear_requests(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    state.journal.clear()
+    return json_response({"cleared": True})
+
+
+async def reset(request: web.Request) -> web.Response:
+    request.app[STATE].reset()
+    return json_response({"reset": True})
+
+
+async def get_clock(request: web.Request) -> web.Response:
+    clock = request.app[STATE].clock
+    return json_response({"now": iso(clock.now()), "timestamp": clock.now(), "frozen": clock.frozen})
+
+
+async def set_clock(request: web.Request) -> web.Response:
+    """Body: {"time": ISO or Unix seconds, "frozen": bool} and/or {"advance": seconds}."""
+    body = await read_json(request)
+    if not isinstance(body, dict) or not ({"time", "advance"} & body.keys()):
+        raise ApiError("invalid_request", "Expected {\"time\": \"2026-04-09T14:23:18Z\"} or {\"advance\": SECONDS}.")
+    clock = request.app[STATE].clock
+    if "time" in body:
+        try:
+            moment = parse_time(body["time"])
+        except (TypeError, ValueError):
+            raise invalid("time", "an ISO 8601 time or Unix seconds") from None
+        frozen = body.get("frozen", True)
+        if not isinstance(frozen, bool):
+            raise invalid("frozen", "a boolean")
+        clock.set(moment, frozen)
+    if "advance" in body:
+        seconds = body["advance"]
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= 10**10:
+            raise invalid("advance", "a number of seconds from 0 up")
+        clock.advance(seconds)
+    return await get_clock(request)

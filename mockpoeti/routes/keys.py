@@ -1,0 +1,55 @@
+"""API keys: list, create (the full key is shown only here), get, revoke.
+
+Every lookup is scoped to the caller's account: another account's key id
+answers 404 exactly like an id that never existed.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..auth import API_KEY
+from ..errors import ApiError
+from ..params import number_field, text_field
+from ..state import ApiKey
+from ..tracing import STATE
+from ..wire import json_response, read_json
+
+MAX_BUDGET_USD = 1_000_000_000
+MAX_RATE_LIMIT = 1_000_000_000
+
+
+async def list_keys(request: web.Request) -> web.Response:
+    keys = request.app[STATE].account_keys(request[API_KEY].account)
+    return json_response({"code": 200, "data": [k.to_json() for k in keys]})
+
+
+async def create_key(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise ApiError("invalid_request", "Invalid value for 'body': expected a JSON object with 'name'.")
+    name = text_field(body, "name", 1, 128)
+    budget = number_field(body, "monthly_budget", 0, MAX_BUDGET_USD)
+    rate_limit = number_field(body, "rate_limit", 1, MAX_RATE_LIMIT, integer=True)
+    key = request.app[STATE].create_key(
+        request[API_KEY].account, name, None if budget is None else float(budget), rate_limit
+    )
+    return json_response({"code": 200, "data": key.to_json(reveal=True)})
+
+
+async def get_key(request: web.Request) -> web.Response:
+    return json_response({"code": 200, "data": _own_key(request).to_json()})
+
+
+async def revoke_key(request: web.Request) -> web.Response:
+    key = _own_key(request)
+    key.is_active = False
+    return json_response({"code": 200, "data": key.to_json()})
+
+
+def _own_key(request: web.Request) -> ApiKey:
+    raw = request.match_info["key_id"]
+    key = request.app[STATE].account_key(request[API_KEY].account, int(raw)) if raw.isdigit() and len(raw) < 19 else None
+    if key is None:
+        raise ApiError("not_found", f"No API key with id '{raw}'.")
+    return key

@@ -1,0 +1,81 @@
+"""Request traces: a filtered, paged listing (newest first), one trace by id, and
+aggregate stats (answered from the running sums, unwrapped as the reference shows)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..auth import API_KEY
+from ..clock import day_of
+from ..errors import ApiError
+from ..params import choice_param, date_range, int_param, page_params
+from ..state import Sums, Trace, usd
+from ..tracing import STATE
+from ..wire import json_response
+
+async def list_traces(request: web.Request) -> web.Response:
+    query = request.query
+    page, page_size = page_params(query)
+    status = choice_param(query, "status", ("success", "error"))
+    model, provider, key_id = query.get("model") or None, query.get("provider") or None, _key_id(query)
+    day_from, day_to = date_range(query)
+
+    def keep(t: Trace) -> bool:
+        return (
+            (status is None or t.status == status)
+            and (model is None or t.model == model)
+            and (provider is None or t.provider == provider)
+            and (key_id is None or t.key_id == key_id)
+            and (day_from is None or day_of(t.created_at) >= day_from)
+            and (day_to is None or day_of(t.created_at) <= day_to)
+        )
+
+    matching = request.app[STATE].account_traces(request[API_KEY].account, keep)
+    total, items = 0, []
+    start = (page - 1) * page_size
+    for trace in matching:
+        if start <= total < start + page_size:
+            items.append(trace.to_json())
+        total += 1
+    return json_response({"code": 200, "data": {"items": items, "total": total, "page": page, "page_size": page_size}})
+
+async def get_trace(request: web.Request) -> web.Response:
+    trace_id = request.match_info["trace_id"]
+    trace = request.app[STATE].find_trace(request[API_KEY].account, trace_id)
+    if trace is None:
+        raise ApiError("not_found", f"No request trace with id '{trace_id}'.")
+    return json_response({"code": 200, "data": trace.to_json()})
+
+async def get_stats(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    query = request.query
+    day_from, day_to = date_range(query)
+    model, provider, key_id = query.get("model") or None, query.get("provider") or None, _key_id(query)
+    models = state.catalog.models
+
+    def keep(k: int, m: str | None) -> bool:
+        if key_id is not None and k != key_id or model is not None and m != model:
+            return False
+        return provider is None or (m in models and models[m].owned_by == provider)
+
+    total = Sums()
+    for sums in state.sums_by_model(request[API_KEY].account, day_from, day_to, keep).values():
+        total.add(sums)
+    n = total.requests
+    return json_response({
+        "total_requests": n,
+        "success_count": total.successes,
+        "error_count": total.errors,
+        "total_tokens": total.tokens,
+        "total_prompt_tokens": total.prompt_tokens,
+        "total_completion_tokens": total.completion_tokens,
+        "total_cost_usd": usd(total.cost_nanos),
+        "avg_latency_ms": round(total.latency_ms / n) if n else 0,
+        "avg_cost_per_request": usd(total.cost_nanos // n) if n else 0.0,
+        "success_rate": round(total.successes / n, 4) if n else 0.0,
+    })
+
+def _key_id(query) -> int | None:
+    if query.get("key_id"):
+        return int_param(query, "key_id", None, 1)
+    return int_param(query, "api_key_id", None, 1)

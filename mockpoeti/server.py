@@ -1,0 +1,165 @@
+"""MockServer: a running mockpoeti on a free port, in this event loop or in a thread.
+
+    with MockServer(seed=7) as server:          # a thread with its own loop
+        OpenAI(base_url=server.base_url, api_key=server.api_key)
+
+    async with MockServer() as server:          # the caller's loop
+        ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from .app import make_app
+from .settings import Settings, parse_time
+from .state import State
+from .tracing import STATE
+
+T = TypeVar("T")
+LISTEN_BACKLOG = 2048  # aiohttp's 128 drops connections in a burst of a few hundred clients
+
+
+class MockServer:
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        seed: int | None = None,
+        scenarios: tuple[str, ...] | list[str] = (),
+        api_keys: tuple[str, ...] | list[str] = (),
+        fixtures: str | None = None,
+        clock: Any = None,
+        history: bool = False,
+        **options: Any,
+    ):
+        self.settings = Settings(
+            seed=seed,
+            scenarios=tuple(scenarios),
+            api_keys=tuple(api_keys),
+            fixtures=None if fixtures is None else str(fixtures),
+            clock=None if clock is None else parse_time(clock),
+            history=history,
+            **options,
+        )
+        self.host = host
+        self.port = port
+        self.app: web.Application | None = None
+        self._runner: web.AppRunner | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._api_key = ""
+
+    # --- where it is ---------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return self.url + "/v1"
+
+    @property
+    def api_key(self) -> str:
+        return self._api_key
+
+    @property
+    def state(self) -> State:
+        if self.app is None:
+            raise RuntimeError("the server is not running")
+        return self.app[STATE]
+
+    # --- what it saw -----------------------------------------------------------
+
+    @property
+    def requests(self) -> list[dict]:
+        """The request journal, newest last (the entries of GET /__admin/requests)."""
+        return self.call(lambda: list(self.state.journal))
+
+    def reset(self) -> None:
+        """Fresh state: fixtures' keys, no traces, empty journal, the same seed."""
+        self.call(self.state.reset)
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """Run fn on the server's loop (state is only ever touched from there)."""
+        if self._thread is None or threading.current_thread() is self._thread:
+            return fn()
+
+        async def run() -> T:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result()
+
+    # --- in the caller's event loop -------------------------------------------
+
+    async def start(self) -> MockServer:
+        self.app = make_app(self.settings)
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, backlog=LISTEN_BACKLOG, reuse_address=True)
+        try:
+            await site.start()
+        except BaseException:
+            await self._runner.cleanup()
+            raise
+        self.port = self._runner.addresses[0][1]
+        self._api_key = self.settings.api_keys[0] if self.settings.api_keys else self.state.default_key
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> MockServer:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # --- in a thread of its own ---------------------------------------------------
+
+    def __enter__(self) -> MockServer:
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def serve() -> None:
+            loop = self._loop = asyncio.new_event_loop()
+            try:
+                loop.run_until_complete(self.start())
+            except BaseException as e:  # reported to the caller, not lost in the thread
+                failure.append(e)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self.stop())
+            loop.close()
+
+        self._thread = threading.Thread(target=serve, name=f"mockpoeti-{id(self):x}", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            self._thread.join()
+            self._thread = None
+            raise failure[0]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._thread is None:
+            return
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._thread = None
+
+    def __repr__(self) -> str:
+        return f"<MockServer {self.url}>"

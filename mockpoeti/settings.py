@@ -1,0 +1,40 @@
+"""How one server is configured: the CLI, MockServer and the pytest plugin all build this."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+DEFAULT_ROUTING = "comprehensive"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    seed: int | None = None
+    fixtures: str | None = None  # a folder replacing any of fixtures/*.yaml
+    scenarios: tuple[str, ...] = ()  # names of shipped scenarios or paths
+    api_keys: tuple[str, ...] = ()  # extra keys for the default account: no limits
+    clock: float | None = None  # frozen at this Unix time; None = wall clock
+    history: bool = False  # seed trace history from fixtures/history.yaml
+    max_traces: int = 100_000  # oldest traces are evicted; aggregates stay exact
+    max_journal: int = 1_000
+    max_body_bytes: int = 4 * 1024 * 1024
+    routing_strategy: str = DEFAULT_ROUTING
+    admin_token: str | None = None
+
+
+def parse_time(value: str | float | int | datetime) -> float:
+    """A clock setting: Unix seconds, a datetime, or ISO 8601 (`2026-04-09T14:23:18Z`, `2026-04-09`)."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    else:
+        text = str(value).strip()
+        try:
+            return float(text)
+        except ValueError:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()

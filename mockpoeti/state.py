@@ -1,0 +1,329 @@
+"""One object holds everything a server remembers: keys, traces, running sums,
+the request journal, the clock and the id generator.
+
+Pure (no aiohttp). A server has exactly one `State`; ten servers in one process
+share nothing. Aggregates are running sums updated as each trace is recorded,
+so usage and stats stay exact and O(days) after old traces are evicted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from .catalog import Catalog, Model
+from .clock import Clock, day_of, iso
+from .errors import ApiError
+from .generate import TextGenerator
+from .settings import Settings
+
+NANOS = 1_000_000_000
+KEY_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def usd(nanos: int) -> float:
+    return round(nanos / NANOS, 9)
+
+
+def key_prefix(secret: str) -> str:
+    """What listings, the journal and logs show of a key: never the whole of it."""
+    return secret[: min(13, len(secret) // 2)] + "..."
+
+
+def digest(secret: str) -> bytes:
+    # Keys are found by their hash, so lookup time says nothing about a key's characters.
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).digest()
+
+
+@dataclass(slots=True, eq=False)
+class ApiKey:
+    id: int
+    account: str
+    name: str
+    secret: str
+    created_at: float
+    monthly_budget: float | None = None
+    rate_limit: int | None = None
+    is_active: bool = True
+    total_requests: int = 0
+    total_cost_nanos: int = 0
+    spent_nanos: dict[str, int] = field(default_factory=dict)  # by month, "YYYY-MM"
+    window: deque = field(default_factory=deque)  # monotonic times of admitted calls, last minute
+
+    def to_json(self, reveal: bool = False) -> dict:
+        out = {
+            "id": self.id,
+            "name": self.name,
+            "key_prefix": key_prefix(self.secret),
+            "is_active": self.is_active,
+            "monthly_budget": self.monthly_budget,
+            "rate_limit": self.rate_limit,
+            "total_requests": self.total_requests,
+            "total_cost": usd(self.total_cost_nanos),
+            "created_at": iso(self.created_at),
+        }
+        if reveal:
+            out = {"id": self.id, "name": self.name, "key": self.secret, **{k: v for k, v in out.items() if k not in ("id", "name")}}
+        return out
+
+    def admit(self, monotonic_now: float, month: str) -> dict[str, str]:
+        """Let one call through, or raise `rate_limit_exceeded` / `budget_exceeded`.
+
+        Returns the rate-limit headers OpenAI clients read (`x-ratelimit-*`).
+        """
+        if self.monthly_budget is not None and self.spent_nanos.get(month, 0) >= round(self.monthly_budget * NANOS):
+            raise ApiError(
+                "budget_exceeded",
+                f"API key '{key_prefix(self.secret)}' has used its monthly budget of ${self.monthly_budget:g}.",
+            )
+        if self.rate_limit is None:
+            return {}
+        window = self.window
+        while window and window[0] <= monotonic_now - 60:
+            window.popleft()
+        if len(window) >= self.rate_limit:
+            wait = max(1, math.ceil(window[0] + 60 - monotonic_now))
+            raise ApiError(
+                "rate_limit_exceeded",
+                f"Rate limit of {self.rate_limit} requests per minute exceeded for API key "
+                f"'{key_prefix(self.secret)}'. Retry after {wait} seconds.",
+                headers={
+                    "Retry-After": str(wait),
+                    "x-ratelimit-limit-requests": str(self.rate_limit),
+                    "x-ratelimit-remaining-requests": "0",
+                    "x-ratelimit-reset-requests": f"{wait}s",
+                },
+            )
+        window.append(monotonic_now)
+        return {
+            "x-ratelimit-limit-requests": str(self.rate_limit),
+            "x-ratelimit-remaining-requests": str(self.rate_limit - len(window)),
+            "x-ratelimit-reset-requests": f"{max(0.0, window[0] + 60 - monotonic_now):.0f}s",
+        }
+
+
+@dataclass(slots=True)
+class Trace:
+    trace_id: str
+    account: str
+    key_id: int
+    key_prefix: str
+    created_at: float
+    routing_strategy: str
+    model: str | None = None
+    provider: str | None = None
+    status: str = "success"
+    http_status: int = 200
+    stream: bool = False
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    prompt_cost_nanos: int = 0
+    completion_cost_nanos: int = 0
+    latency_ms: int = 0
+    error_code: str | None = None
+    error_message: str | None = None
+    completion_id: str | None = None
+    interrupted: bool = False
+
+    @property
+    def cost_nanos(self) -> int:
+        return self.prompt_cost_nanos + self.completion_cost_nanos
+
+    def price(self, model: Model | None) -> None:
+        if model is not None:
+            self.prompt_cost_nanos = model.cost_nanos(self.prompt_tokens, 0)
+            self.completion_cost_nanos = model.cost_nanos(0, self.completion_tokens)
+
+    def to_json(self) -> dict:
+        return {
+            "trace_id": self.trace_id,
+            "model": self.model,
+            "provider": self.provider,
+            "status": self.status,
+            "http_status": self.http_status,
+            "error_code": self.error_code,
+            "error_message": self.error_message,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+            "cost_usd": usd(self.cost_nanos),
+            "prompt_cost_usd": usd(self.prompt_cost_nanos),
+            "completion_cost_usd": usd(self.completion_cost_nanos),
+            "latency_ms": self.latency_ms,
+            "routing_strategy": self.routing_strategy,
+            "stream": self.stream,
+            "interrupted": self.interrupted,
+            "api_key_id": self.key_id,
+            "key_prefix": self.key_prefix,
+            "request_id": self.completion_id,
+            "created_at": iso(self.created_at),
+        }
+
+
+@dataclass(slots=True)
+class Sums:
+    requests: int = 0
+    successes: int = 0
+    errors: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_nanos: int = 0
+    latency_ms: int = 0
+
+    def add(self, other: Sums | Trace) -> None:
+        if isinstance(other, Trace):
+            self.requests += 1
+            self.successes += other.status == "success"
+            self.errors += other.status != "success"
+            self.prompt_tokens += other.prompt_tokens
+            self.completion_tokens += other.completion_tokens
+            self.cost_nanos += other.cost_nanos
+            self.latency_ms += other.latency_ms
+            return
+        for name in Sums.__slots__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+# Running sums: account -> day -> (key id, model) -> Sums
+Aggregates = dict[str, dict[str, dict[tuple[int, str | None], Sums]]]
+
+
+class State:
+    def __init__(self, catalog: Catalog, settings: Settings):
+        self.catalog = catalog
+        self.settings = settings
+        self.clock = Clock(settings.clock)
+        self.text = TextGenerator()
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the state of a fresh server: fixtures' keys, no traffic, same seed."""
+        self.seed = self.settings.seed if self.settings.seed is not None else random.SystemRandom().getrandbits(63)
+        self.rng = random.Random(self.seed)
+        self.clock.reset()
+        self.keys: dict[bytes, ApiKey] = {}
+        self.keys_by_id: dict[int, ApiKey] = {}
+        self.traces: deque[Trace] = deque()
+        self.traces_by_id: dict[str, Trace] = {}
+        self.aggregates: Aggregates = {}
+        self.journal: deque[dict] = deque(maxlen=self.settings.max_journal)
+        self.journal_count = 0
+        self.server_errors: list[str] = []
+        self._next_key_id = 1
+        accounts = self.catalog.accounts
+        for account in accounts:
+            for k in account.keys:
+                self._add_key(account.id, k.name, k.key, k.monthly_budget, k.rate_limit, k.is_active)
+        if accounts:
+            for secret in self.settings.api_keys:
+                if digest(secret) not in self.keys:
+                    self._add_key(accounts[0].id, "--api-key", secret, None, None, True)
+        if self.settings.history and self.catalog.history:
+            from .history import generate_history
+
+            for trace in generate_history(self.catalog, list(self.keys.values()), self.clock.now(), self.settings.routing_strategy):
+                self.record(trace)
+
+    # --- ids ---------------------------------------------------------------
+
+    def new_id(self, prefix: str) -> str:
+        return prefix + format(self.rng.getrandbits(64), "016x")
+
+    def new_trace_id(self) -> str:
+        return self.new_id("trace-poeti-")
+
+    # --- keys --------------------------------------------------------------
+
+    @property
+    def default_key(self) -> str:
+        """The first active key of the default account: what MockServer.api_key hands out."""
+        default = self.catalog.accounts[0].id if self.catalog.accounts else None
+        for key in self.keys_by_id.values():
+            if key.account == default and key.is_active:
+                return key.secret
+        raise LookupError("the default account has no active key")
+
+    def find_key(self, secret: str) -> ApiKey | None:
+        return self.keys.get(digest(secret))
+
+    def create_key(self, account: str, name: str, monthly_budget: float | None, rate_limit: int | None) -> ApiKey:
+        secret = "sk-poeti-" + "".join(self.rng.choice(KEY_ALPHABET) for _ in range(32))
+        return self._add_key(account, name, secret, monthly_budget, rate_limit, True)
+
+    def _add_key(self, account, name, secret, monthly_budget, rate_limit, is_active) -> ApiKey:
+        key = ApiKey(self._next_key_id, account, name, secret, self.clock.now(), monthly_budget, rate_limit, is_active)
+        self._next_key_id += 1
+        self.keys[digest(secret)] = key
+        self.keys_by_id[key.id] = key
+        return key
+
+    def account_key(self, account: str, key_id: int) -> ApiKey | None:
+        """A key by id, only if it is the account's: a foreign id looks exactly like a missing one."""
+        key = self.keys_by_id.get(key_id)
+        return key if key is not None and key.account == account else None
+
+    def account_keys(self, account: str) -> list[ApiKey]:
+        return [k for k in self.keys_by_id.values() if k.account == account]
+
+    def admit(self, key: ApiKey) -> dict[str, str]:
+        now = self.clock.now()
+        return key.admit(self.clock.monotonic(), day_of(now)[:7])
+
+    # --- traces --------------------------------------------------------------
+
+    def record(self, trace: Trace) -> None:
+        """Store a trace and fold it into the key's counters and the running sums."""
+        if len(self.traces) >= self.settings.max_traces:
+            evicted = self.traces.popleft()
+            self.traces_by_id.pop(evicted.trace_id, None)
+        self.traces.append(trace)
+        self.traces_by_id[trace.trace_id] = trace
+        key = self.keys_by_id.get(trace.key_id)
+        if key is not None:
+            key.total_requests += 1
+            key.total_cost_nanos += trace.cost_nanos
+            month = day_of(trace.created_at)[:7]
+            key.spent_nanos[month] = key.spent_nanos.get(month, 0) + trace.cost_nanos
+        days = self.aggregates.setdefault(trace.account, {})
+        cell = days.setdefault(day_of(trace.created_at), {}).setdefault((trace.key_id, trace.model), Sums())
+        cell.add(trace)
+
+    def find_trace(self, account: str, trace_id: str) -> Trace | None:
+        trace = self.traces_by_id.get(trace_id)
+        return trace if trace is not None and trace.account == account else None
+
+    def account_traces(self, account: str, keep: Callable[[Trace], bool]) -> Iterator[Trace]:
+        """The account's stored traces that `keep` accepts, newest first."""
+        return (t for t in reversed(self.traces) if t.account == account and keep(t))
+
+    def sums_by_model(
+        self,
+        account: str,
+        day_from: str | None,
+        day_to: str | None,
+        keep: Callable[[int, str | None], bool] = lambda key_id, model: True,
+    ) -> dict[str | None, Sums]:
+        """Running sums per model over a date range (inclusive), from the aggregates only."""
+        by_model: dict[str | None, Sums] = {}
+        for day, cells in self.aggregates.get(account, {}).items():
+            if (day_from and day < day_from) or (day_to and day > day_to):
+                continue
+            for (key_id, model), sums in cells.items():
+                if keep(key_id, model):
+                    by_model.setdefault(model, Sums()).add(sums)
+        return by_model
+
+    # --- journal -----------------------------------------------------------
+
+    def log_request(self, entry: dict) -> None:
+        self.journal_count += 1
+        entry["id"] = self.journal_count
+        self.journal.append(entry)

@@ -1,0 +1,103 @@
+"""The outermost step: a trace id for every request, one error format for every
+failure, `X-Trace-ID` on every response, and a journal entry for each call."""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+
+from aiohttp import web
+
+from .clock import iso
+from .errors import ApiError
+from .state import State, key_prefix
+from .wire import BODY, error_response
+
+STATE = web.AppKey("mockpoeti.state", State)
+TRACE_ID = "mockpoeti.trace_id"
+EXTRA_HEADERS = "mockpoeti.extra_headers"  # set by auth: rate-limit headers for this call
+STREAM = "mockpoeti.stream"  # set by the SSE writer once headers are sent
+JOURNAL = "mockpoeti.journal"  # extra journal fields a handler adds (stream info, rule)
+
+log = logging.getLogger("mockpoeti")
+
+_HTTP_CODES = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+_SECRET_HEADERS = ("authorization", "x-api-key", "api-key", "cookie", "x-admin-token")
+
+
+@web.middleware
+async def trace_requests(request: web.Request, handler) -> web.StreamResponse:
+    state = request.app[STATE]
+    request[TRACE_ID] = state.new_trace_id()
+    started = time.perf_counter()
+    try:
+        if request.match_info.http_exception is not None:
+            raise request.match_info.http_exception
+        response = await handler(request)
+    except ApiError as e:
+        response = error_response(state.catalog, e)
+    except web.HTTPException as e:
+        response = error_response(state.catalog, _from_http(e))
+    except Exception:
+        response = _crashed(request, state)
+    if not request.path.startswith("/__admin/"):
+        state.log_request(_journal_entry(request, response, started))
+    return response
+
+
+async def stamp_trace_id(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: runs for streams and errors alike, before headers go out."""
+    trace_id = request.get(TRACE_ID)
+    if trace_id is not None:
+        response.headers["X-Trace-ID"] = trace_id
+        response.headers.setdefault("x-request-id", trace_id)
+    response.headers.update(request.get(EXTRA_HEADERS) or {})
+
+
+def _from_http(e: web.HTTPException) -> ApiError:
+    code = _HTTP_CODES.get(e.status, "internal_error" if e.status >= 500 else "invalid_request")
+    headers = {"Allow": e.headers["Allow"]} if "Allow" in e.headers else None
+    if e.status == 405:
+        message = f"Method {e.method} is not allowed on this endpoint; allowed: {', '.join(sorted(e.allowed_methods))}."
+    elif e.status == 404:
+        message = None
+    else:
+        message = e.text if e.text and not e.text.startswith(f"{e.status}:") else None
+    return ApiError(code, message, headers=headers)
+
+
+def _crashed(request: web.Request, state: State) -> web.StreamResponse:
+    """A bug of ours: log it, keep it for the test that caused it, answer in format."""
+    state.server_errors.append(traceback.format_exc())
+    log.exception("internal error while serving %s %s", request.method, request.path)
+    stream = request.get(STREAM)
+    if stream is not None:
+        return stream  # headers are out: all we can do is end the stream
+    return error_response(state.catalog, ApiError("internal_error"))
+
+
+def _journal_entry(request: web.Request, response: web.StreamResponse, started: float) -> dict:
+    entry = {
+        "time": iso(request.app[STATE].clock.now()),
+        "method": request.method,
+        "path": request.path,
+        "query": dict(request.query),
+        "headers": {k: _mask(k, v) for k, v in request.headers.items()},
+        "body": request.get(BODY),
+        "endpoint": request.match_info.route.name,
+        "status": response.status,
+        "trace_id": request[TRACE_ID],
+        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+    }
+    entry.update(request.get(JOURNAL) or {})
+    return entry
+
+
+def _mask(name: str, value: str) -> str:
+    if name.lower() not in _SECRET_HEADERS:
+        return value
+    scheme, _, token = value.partition(" ")
+    if token:
+        return f"{scheme} {key_prefix(token)}"
+    return key_prefix(value)

@@ -1,0 +1,64 @@
+"""JSON in and out, and the one error format, at the HTTP edge."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from .catalog import Catalog
+from .errors import ApiError
+
+BODY = "mockpoeti.body"  # request key: the parsed JSON body, for the journal
+
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def dumps(data: Any) -> str:
+    return _encode(data)
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=_encode(data).encode(), status=status, headers=headers, content_type="application/json")
+
+
+def error_body(catalog: Catalog, error: ApiError) -> tuple[int, dict]:
+    known = catalog.errors.get(error.code)
+    status = known.status if known else 500
+    message = error.message or (known.message if known else error.code)
+    return status, {"error": {"code": error.code, "message": message, "status": status}}
+
+
+def error_response(catalog: Catalog, error: ApiError) -> web.Response:
+    status, body = error_body(catalog, error)
+    return json_response(body, status=status, headers=error.headers)
+
+
+def _no_constants(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+async def read_json(request: web.Request) -> Any:
+    """The body as JSON, or `invalid_request` / `payload_too_large` saying what is wrong."""
+    limit = request.app._client_max_size  # the same limit aiohttp enforces while reading
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError("payload_too_large", f"The request body is {request.content_length} bytes; the limit is {limit} bytes.")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise ApiError("payload_too_large", f"The request body is larger than the limit of {limit} bytes.") from None
+    if not raw.strip():
+        raise ApiError("invalid_request", "The request body is empty; expected a JSON object.")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ApiError("invalid_request", f"The request body is not valid UTF-8 (byte {e.start}).") from None
+    try:
+        body = json.loads(text, parse_constant=_no_constants)
+    except ValueError as e:
+        raise ApiError("invalid_request", f"The request body is not valid JSON: {e}.") from None
+    except RecursionError:
+        raise ApiError("invalid_request", "The request body is nested too deeply.") from None
+    request[BODY] = body
+    return body
