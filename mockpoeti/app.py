@@ -2,7 +2,7 @@
 
 The middleware order is the request's path: tracing (trace id, error format,
 journal) -> metering (chat calls become traces) -> auth (key, account, limits)
--> the route's handler.
+-> scripting (does a scenario rule answer?) -> the route's handler.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from .auth import authenticate
 from .catalog import load_catalog
 from .metering import meter_chat_calls
 from .routes import add_routes
+from .scenario import load_scenarios
+from .scripting import follow_scenarios
 from .settings import Settings
 from .state import State
 from .tracing import STATE, stamp_trace_id, trace_requests
@@ -20,9 +22,10 @@ from .tracing import STATE, stamp_trace_id, trace_requests
 
 def make_app(settings: Settings | None = None) -> web.Application:
     settings = settings or Settings()
-    state = State(load_catalog(settings.fixtures), settings)
+    catalog = load_catalog(settings.fixtures)
+    state = State(catalog, settings, load_scenarios(settings.scenarios, catalog.errors))
     app = web.Application(
-        middlewares=[trace_requests, meter_chat_calls, authenticate],
+        middlewares=[trace_requests, meter_chat_calls, authenticate, follow_scenarios],
         client_max_size=settings.max_body_bytes,
     )
     app[STATE] = state

@@ -29,8 +29,49 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--max-traces", type=int, default=100_000, metavar="N", help="traces kept (default: 100000)")
     serve.add_argument("--max-journal", type=int, default=1_000, metavar="N", help="journal entries kept (default: 1000)")
 
+    validate = commands.add_parser("validate", help="check scenario files; one FILE:LINE: message per problem")
+    validate.add_argument("targets", nargs="+", metavar="FILE_OR_DIR")
+    validate.add_argument("--fixtures", metavar="DIR", help="the fixtures whose error catalog the files may use")
+
+    commands.add_parser("schema", help="print the scenario files' JSON Schema")
+
     args = parser.parse_args(argv)
-    return {"serve": _serve}[args.command](args)
+    return {"serve": _serve, "validate": _validate, "schema": _schema}[args.command](args)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from .catalog import load_catalog
+    from .errors import ConfigError
+    from .scenario import load_scenario, scenario_files
+
+    try:
+        codes = set(load_catalog(args.fixtures).errors)
+        files = scenario_files(args.targets)
+    except ConfigError as e:
+        print("\n".join(e.problems))
+        return 1
+    problems = []
+    for path in files:
+        try:
+            load_scenario(path, codes)
+        except ConfigError as e:
+            problems.extend(e.problems)
+    if not files:
+        problems.append(f"{' '.join(args.targets)}:1: no scenario files (*.yaml, *.yml) found")
+    for line in problems:
+        print(line)
+    if not problems:
+        print(f"{len(files)} scenario file{'s' if len(files) != 1 else ''} valid")
+    return 1 if problems else 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    import json
+
+    from .scenario import json_schema
+
+    print(json.dumps(json_schema(), indent=2, ensure_ascii=False))
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import random
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .chat import ChatRequest
+from .scenario import Respond
 from .generate import TextGenerator, count_tokens, derive_seed, json_text, language_of, tokenize
 
 _ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -51,9 +52,12 @@ class Completion:
     choices: tuple[Choice, ...]
     prompt_tokens: int
     fingerprint: str = field(default="")
+    scripted_completion_tokens: int | None = None  # a scenario's `usage` wins over the count
 
     @property
     def completion_tokens(self) -> int:
+        if self.scripted_completion_tokens is not None:
+            return self.scripted_completion_tokens
         return sum(c.completion_tokens for c in self.choices)
 
     def usage(self) -> dict:
@@ -133,6 +137,32 @@ def finish_text(index: int, content: str, stop: tuple[str, ...] = (), max_tokens
     if max_tokens is not None and len(pieces) > max_tokens:
         content, pieces, finish_reason = "".join(pieces[:max_tokens]), pieces[:max_tokens], "length"
     return Choice(index, content, finish_reason, len(pieces))
+
+
+def apply_script(completion: Completion, request: ChatRequest, respond: Respond, content: str | None) -> Completion:
+    """A scenario's answer over the default one: its content (already rendered),
+    tool calls, finish_reason and usage; what it leaves out stays as generated."""
+    choices = completion.choices
+    if respond.tool_calls:
+        calls = tuple(
+            ToolCall(id=c.id or "call_" + _random_id(derive_seed(completion.id, k), 24), name=c.name, arguments=c.arguments)
+            for k, c in enumerate(respond.tool_calls)
+        )
+        tokens = sum(count_tokens(c.name) + count_tokens(c.arguments) for c in calls)
+        choices = tuple(Choice(i, content, respond.finish_reason or "tool_calls", tokens, calls) for i in range(request.n))
+    elif content is not None:
+        choices = tuple(
+            finish_text(i, content, request.stop, request.max_tokens, respond.finish_reason or "stop") for i in range(request.n)
+        )
+    elif respond.finish_reason is not None:
+        choices = tuple(replace(c, finish_reason=respond.finish_reason) for c in choices)
+    prompt_tokens, completion_tokens = respond.usage or (None, None)
+    return replace(
+        completion,
+        choices=choices,
+        prompt_tokens=completion.prompt_tokens if prompt_tokens is None else prompt_tokens,
+        scripted_completion_tokens=completion_tokens,
+    )
 
 
 def _chosen_tool(request: ChatRequest) -> dict | None:

@@ -17,11 +17,14 @@ class ApiError(MockpoetiError):
     The HTTP status comes from the catalog, so a user's catalog can change it.
     """
 
-    def __init__(self, code: str, message: str | None = None, *, headers: dict[str, str] | None = None):
+    def __init__(
+        self, code: str, message: str | None = None, *, headers: dict[str, str] | None = None, status: int | None = None
+    ):
         super().__init__(message or code)
         self.code = code
         self.message = message
         self.headers = headers or {}
+        self.status = status  # overrides the catalog's (scenarios may script any status)
 
 
 class ConfigError(MockpoetiError):

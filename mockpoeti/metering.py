@@ -12,7 +12,7 @@ from aiohttp import web
 
 from .errors import ApiError
 from .state import Trace
-from .tracing import STATE, TRACE_ID
+from .tracing import JOURNAL, STATE, TRACE_ID
 from .wire import error_body
 
 TRACE = "mockpoeti.trace"  # request key: the trace being filled in
@@ -45,6 +45,7 @@ async def meter_chat_calls(request: web.Request, handler) -> web.StreamResponse:
         fail(trace, *error_body(state.catalog, ApiError("internal_error")))
         raise
     finally:
+        _mark_delivery(trace, (request.get(JOURNAL) or {}).get("delivery") or {})
         trace.latency_ms = round((time.perf_counter() - started) * 1000)
         if trace.account:  # unknown keys belong to no account: nothing to record
             state.record(trace)
@@ -57,3 +58,19 @@ def fail(trace: Trace, status: int, body: dict) -> None:
     trace.error_message = body["error"]["message"]
     trace.prompt_tokens = trace.completion_tokens = 0
     trace.prompt_cost_nanos = trace.completion_cost_nanos = 0
+
+
+def mark_fault(request: web.Request, kind: str) -> None:
+    """A scripted fault is an error in the books, like the real failure it imitates."""
+    trace = request.get(TRACE)
+    if trace is not None:
+        trace.status, trace.error_code, trace.error_message = "error", f"fault_{kind}", f"scripted fault: {kind}"
+
+
+def _mark_delivery(trace: Trace, delivery: dict) -> None:
+    """A client that hung up mid-stream leaves an interrupted, failed trace."""
+    if delivery.get("interrupted"):
+        trace.interrupted = True
+        if trace.status == "success":
+            trace.status, trace.error_code = "error", "client_disconnected"
+            trace.error_message = "The client closed the connection before the answer was complete."

@@ -1,11 +1,22 @@
-"""Server-Sent Events framing for chat streams. No business logic: it frames
-what `completion.stream_chunks` built and ends with `data: [DONE]`."""
+"""Server-Sent Events on the wire: framing, deadline pacing, and carrying out
+the plans of `faults.py` (for streams and for whole bodies alike).
+
+Chunks are paced to absolute deadlines (arrival + first_chunk + i x interval),
+never `sleep(interval)` after each write, so timing does not drift under load.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import random
+import socket
+import struct
+
 from aiohttp import web
 
-from .tracing import STREAM
+from .faults import Step
+from .scenario import Pacing
+from .tracing import ARRIVED, JOURNAL, STREAM
 from .wire import dumps
 
 DONE = b"data: [DONE]\n\n"
@@ -15,22 +26,94 @@ HEADERS = {
     "Connection": "keep-alive",
     "X-Accel-Buffering": "no",
 }
+GONE_POLL_S = 0.05
 
 
 def frame(data: dict) -> bytes:
     return b"data: " + dumps(data).encode() + b"\n\n"
 
 
-async def open_stream(request: web.Request) -> web.StreamResponse:
-    response = web.StreamResponse(headers=HEADERS)
-    await response.prepare(request)
-    request[STREAM] = response
+def offsets(kinds: list[str], pacing: Pacing | None, rnd: random.Random) -> list[float | None]:
+    """Send time of each frame, in seconds after the request arrived; None = at once.
+
+    Content frames are paced; the role frame goes at once; the closing frames
+    follow the last content frame without delay.
+    """
+    if pacing is None or (pacing.first_chunk is None and pacing.interval is None):
+        return [None] * len(kinds)
+    out: list[float | None] = []
+    deadline = None
+    for kind in kinds:
+        if kind != "content":
+            out.append(None)
+            continue
+        if deadline is None:
+            deadline = pacing.first_chunk.draw(rnd) if pacing.first_chunk else 0.0
+        else:
+            deadline += pacing.interval.draw(rnd) if pacing.interval else 0.0
+        jitter = rnd.uniform(-pacing.jitter_ms, pacing.jitter_ms) / 1000 if pacing.jitter_ms else 0.0
+        out.append(max(0.0, deadline + jitter))
+    return out
+
+
+async def perform(request: web.Request, response: web.StreamResponse, steps: list[Step]) -> web.StreamResponse:
+    """Carry out a plan. Notes in the journal what was sent and whether the client left."""
+    loop = asyncio.get_running_loop()
+    arrived = request.get(ARRIVED, loop.time())
+    note = request.setdefault(JOURNAL, {})
+    sent = {"chunks_sent": 0, "bytes_sent": 0, "completed": False, "interrupted": False}
+    try:
+        for step in steps:
+            if step.op == "headers":
+                if step.length is not None:
+                    response.content_length = step.length
+                await response.prepare(request)
+                request[STREAM] = response
+            elif step.op == "write":
+                if step.at is not None:
+                    delay = arrived + step.at - loop.time()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                await response.write(step.data)
+                sent["bytes_sent"] += len(step.data)
+                sent["chunks_sent"] += step.content
+            elif step.op == "pause":
+                await asyncio.sleep(step.seconds or 0)
+            elif step.op == "hold":
+                await _hold(request, step.seconds)
+            elif step.op == "abort":
+                _abort(request)
+                break
+            elif step.op == "eof":
+                await response.write_eof()
+                sent["completed"] = True
+    except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError):
+        sent["interrupted"] = True
+    note["delivery"] = sent
+    if not response.prepared:  # reset or hang before any header: nothing was answered
+        request[STREAM] = response
     return response
 
 
-async def send_all(request: web.Request, chunks: list[dict]) -> web.StreamResponse:
-    """An unpaced stream: every chunk and [DONE] in one write."""
-    response = await open_stream(request)
-    await response.write(b"".join(map(frame, chunks)) + DONE)
-    await response.write_eof()
-    return response
+async def _hold(request: web.Request, seconds: float | None) -> None:
+    """Silence until the client leaves (or `seconds` pass)."""
+    loop = asyncio.get_running_loop()
+    end = None if seconds is None else loop.time() + seconds
+    while request.transport is not None and not request.transport.is_closing():
+        if end is not None and loop.time() >= end:
+            return
+        await asyncio.sleep(GONE_POLL_S if end is None else min(GONE_POLL_S, max(0.0, end - loop.time())))
+
+
+def _abort(request: web.Request) -> None:
+    """Close with a TCP reset, the way a crashed peer or a middlebox would."""
+    transport = request.transport
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+    transport.abort()

@@ -19,6 +19,8 @@ from .catalog import Catalog, Model
 from .clock import Clock, day_of, iso
 from .errors import ApiError
 from .generate import TextGenerator
+from .matching import Playbook
+from .scenario import Scenario
 from .settings import Settings
 
 NANOS = 1_000_000_000
@@ -197,9 +199,10 @@ Aggregates = dict[str, dict[str, dict[tuple[int, str | None], Sums]]]
 
 
 class State:
-    def __init__(self, catalog: Catalog, settings: Settings):
+    def __init__(self, catalog: Catalog, settings: Settings, scenarios: list[Scenario] = ()):
         self.catalog = catalog
         self.settings = settings
+        self.initial_scenarios = list(scenarios)
         self.clock = Clock(settings.clock)
         self.text = TextGenerator()
         self.reset()
@@ -218,6 +221,7 @@ class State:
         self.journal_count = 0
         self.server_errors: list[str] = []
         self._next_key_id = 1
+        self.playbook = Playbook(self.initial_scenarios, self.seed)
         accounts = self.catalog.accounts
         for account in accounts:
             for k in account.keys:
@@ -231,6 +235,10 @@ class State:
 
             for trace in generate_history(self.catalog, list(self.keys.values()), self.clock.now(), self.settings.routing_strategy):
                 self.record(trace)
+
+    def activate(self, scenarios: list[Scenario]) -> None:
+        """Switch the active scenarios; their counters start over."""
+        self.playbook = Playbook(scenarios, self.seed)
 
     # --- ids ---------------------------------------------------------------
 

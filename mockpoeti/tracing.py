@@ -3,6 +3,7 @@ failure, `X-Trace-ID` on every response, and a journal entry for each call."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import traceback
@@ -16,7 +17,9 @@ from .wire import BODY, error_response
 
 STATE = web.AppKey("mockpoeti.state", State)
 TRACE_ID = "mockpoeti.trace_id"
-EXTRA_HEADERS = "mockpoeti.extra_headers"  # set by auth: rate-limit headers for this call
+ARRIVED = "mockpoeti.arrived"  # loop time the request arrived: stream deadlines count from it
+EXTRA_HEADERS = "mockpoeti.extra_headers"  # rate-limit headers (auth), scripted headers (scenarios)
+STATUS = "mockpoeti.status"  # a scripted status for a successful answer
 STREAM = "mockpoeti.stream"  # set by the SSE writer once headers are sent
 JOURNAL = "mockpoeti.journal"  # extra journal fields a handler adds (stream info, rule)
 
@@ -30,10 +33,9 @@ _SECRET_HEADERS = ("authorization", "x-api-key", "api-key", "cookie", "x-admin-t
 async def trace_requests(request: web.Request, handler) -> web.StreamResponse:
     state = request.app[STATE]
     request[TRACE_ID] = state.new_trace_id()
+    request[ARRIVED] = asyncio.get_running_loop().time()
     started = time.perf_counter()
     try:
-        if request.match_info.http_exception is not None:
-            raise request.match_info.http_exception
         response = await handler(request)
     except ApiError as e:
         response = error_response(state.catalog, e)
@@ -53,6 +55,9 @@ async def stamp_trace_id(request: web.Request, response: web.StreamResponse) -> 
         response.headers["X-Trace-ID"] = trace_id
         response.headers.setdefault("x-request-id", trace_id)
     response.headers.update(request.get(EXTRA_HEADERS) or {})
+    status = request.get(STATUS)
+    if status is not None and response.status < 400:
+        response.set_status(status)
 
 
 def _from_http(e: web.HTTPException) -> ApiError:

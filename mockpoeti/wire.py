@@ -11,6 +11,7 @@ from .catalog import Catalog
 from .errors import ApiError
 
 BODY = "mockpoeti.body"  # request key: the parsed JSON body, for the journal
+BODY_ERROR = "mockpoeti.body_error"
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
@@ -25,7 +26,7 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
 
 def error_body(catalog: Catalog, error: ApiError) -> tuple[int, dict]:
     known = catalog.errors.get(error.code)
-    status = known.status if known else 500
+    status = error.status or (known.status if known else 500)
     message = error.message or (known.message if known else error.code)
     return status, {"error": {"code": error.code, "message": message, "status": status}}
 
@@ -39,8 +40,32 @@ def _no_constants(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
+async def peek_json(request: web.Request) -> Any:
+    """The body as JSON for matching, or None when it is not JSON (no error yet)."""
+    try:
+        return await read_json(request)
+    except ApiError:
+        return None
+
+
 async def read_json(request: web.Request) -> Any:
-    """The body as JSON, or `invalid_request` / `payload_too_large` saying what is wrong."""
+    """The body as JSON, or `invalid_request` / `payload_too_large` saying what is wrong.
+
+    Parsed once per request: the outcome, body or error, is kept on the request.
+    """
+    if BODY in request:
+        return request[BODY]
+    if BODY_ERROR in request:
+        raise request[BODY_ERROR]
+    try:
+        body = request[BODY] = await _parse_json(request)
+    except ApiError as e:
+        request[BODY_ERROR] = e
+        raise
+    return body
+
+
+async def _parse_json(request: web.Request) -> Any:
     limit = request.app._client_max_size  # the same limit aiohttp enforces while reading
     if request.content_length is not None and request.content_length > limit:
         raise ApiError("payload_too_large", f"The request body is {request.content_length} bytes; the limit is {limit} bytes.")
@@ -60,5 +85,4 @@ async def read_json(request: web.Request) -> Any:
         raise ApiError("invalid_request", f"The request body is not valid JSON: {e}.") from None
     except RecursionError:
         raise ApiError("invalid_request", "The request body is nested too deeply.") from None
-    request[BODY] = body
     return body

@@ -6,7 +6,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..clock import iso
-from ..errors import ApiError, invalid
+from ..errors import ApiError, ConfigError, invalid
+from ..scenario import load_scenarios, parse_scenario, shipped_scenarios
 from ..settings import parse_time
 from ..tracing import STATE
 from ..wire import json_response, read_json
@@ -15,10 +16,12 @@ from ..wire import json_response, read_json
 def add_routes(r: web.UrlDispatcher) -> None:
     r.add_get("/__admin/health", health, name="admin_health")
     r.add_get("/__admin/requests", list_requests, name="admin_requests")
-    r.add_delete("/__admin/requests", clear_requests, name="admin_clear_requests")
+    r.add_delete("/__admin/requests", clear_requests, name="admin_requests")
     r.add_post("/__admin/reset", reset, name="admin_reset")
+    r.add_get("/__admin/scenarios", list_scenarios, name="admin_scenarios")
+    r.add_put("/__admin/scenarios/active", activate_scenarios, name="admin_active_scenarios")
     r.add_get("/__admin/clock", get_clock, name="admin_clock")
-    r.add_put("/__admin/clock", set_clock, name="admin_set_clock")
+    r.add_put("/__admin/clock", set_clock, name="admin_clock")
 
 
 async def health(request: web.Request) -> web.Response:
@@ -40,6 +43,30 @@ async def clear_requests(request: web.Request) -> web.Response:
 async def reset(request: web.Request) -> web.Response:
     request.app[STATE].reset()
     return json_response({"reset": True})
+
+
+async def list_scenarios(request: web.Request) -> web.Response:
+    playbook = request.app[STATE].playbook
+    return json_response({"active": playbook.describe(), "available": shipped_scenarios()})
+
+
+async def activate_scenarios(request: web.Request) -> web.Response:
+    """Body: {"names": [name or path, ...]} or one inline scenario ({"name": ..., "rules": [...]})."""
+    state = request.app[STATE]
+    body = await read_json(request)
+    codes = state.catalog.errors
+    try:
+        if isinstance(body, dict) and "names" in body:
+            names = body["names"]
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise invalid("names", "a list of scenario names or paths")
+            scenarios = load_scenarios(names, codes)
+        else:
+            scenarios = [parse_scenario(body, "<inline>", codes)]
+    except ConfigError as e:
+        raise ApiError("invalid_request", "Invalid scenario: " + "; ".join(e.problems)) from None
+    state.activate(scenarios)
+    return await list_scenarios(request)
 
 
 async def get_clock(request: web.Request) -> web.Response:

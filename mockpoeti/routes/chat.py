@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import random
+
 from aiohttp import web
 
-from ..chat import parse_chat_request
-from ..completion import build_completion, stream_chunks
-from ..metering import TRACE
-from ..sse import send_all
+from ..auth import API_KEY
+from ..chat import ChatRequest, parse_chat_request
+from ..completion import Completion, apply_script, build_completion, stream_chunks
+from ..errors import ApiError
+from ..faults import plan_stream
+from ..generate import language_of
+from ..metering import TRACE, mark_fault
+from ..scripting import SCRIPT, Script
+from ..sse import DONE, HEADERS, frame, offsets, perform
+from ..templating import render
 from ..tracing import STATE
-from ..wire import json_response, read_json
+from ..wire import BODY, error_body, json_response, read_json
 
 
 async def create_chat_completion(request: web.Request) -> web.StreamResponse:
@@ -26,10 +34,46 @@ async def create_chat_completion(request: web.Request) -> web.StreamResponse:
     completion = build_completion(
         chat, state.text, state.seed, state.new_id("chatcmpl-poeti-"), int(state.clock.now())
     )
+    script: Script | None = request.get(SCRIPT)
+    if script is not None:
+        completion = apply_script(completion, chat, script.respond, _scripted_content(request, chat, script))
     trace.completion_id = completion.id
     trace.prompt_tokens, trace.completion_tokens = completion.prompt_tokens, completion.completion_tokens
     trace.price(chat.model)
     if not chat.stream:
         return json_response(completion.body())
-    chunks = [chunk for _, chunk in stream_chunks(completion, chat.include_usage)]
-    return await send_all(request, chunks)
+    return await _stream(request, chat, completion, script)
+
+
+async def _stream(request: web.Request, chat: ChatRequest, completion: Completion, script: Script | None) -> web.StreamResponse:
+    respond = script.respond if script else None
+    pacing = respond.pacing if respond else None
+    fault = respond.fault if respond else None
+    events = stream_chunks(completion, chat.include_usage, pacing.chunk if pacing else "token")
+    frames = [(kind, frame(chunk)) for kind, chunk in events]
+    rnd = random.Random(script.seed if script else 0)
+    error_frame = b""
+    if fault is not None:
+        mark_fault(request, fault.kind)
+        error_frame = frame(error_body(request.app[STATE].catalog, ApiError(fault.error, fault.message))[1])
+    steps = plan_stream(frames, offsets([k for k, _ in frames], pacing, rnd), DONE, fault, error_frame)
+    return await perform(request, web.StreamResponse(headers=HEADERS), steps)
+
+
+def _scripted_content(request: web.Request, chat: ChatRequest, script: Script) -> str | None:
+    content = script.respond.content
+    if content is None or "{{" not in content:
+        return content
+    state = request.app[STATE]
+    faker = state.text.faker(language_of(chat.last_user_text))
+    faker.seed_instance(script.seed)
+    key = request.get(API_KEY)
+    context = {
+        "message": chat.last_user_text,
+        "model": chat.model.id,
+        "body": request.get(BODY),
+        "headers": {k.lower(): v for k, v in request.headers.items()},
+        "query": dict(request.query),
+        "key": {"id": key.id, "name": key.name} if key else None,
+    }
+    return render(content, context, faker)
