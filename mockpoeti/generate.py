@@ -80,7 +80,8 @@ class TextGenerator:
         """A value that satisfies a (simple) JSON Schema: tool arguments, JSON mode."""
         fk = self.faker("en")
         fk.seed_instance(seed)
-        return _sample(schema if isinstance(schema, dict) else {}, random.Random(seed), fk, "value", 0)
+        root = schema if isinstance(schema, dict) else {}
+        return _sample(root, random.Random(seed), fk, "value", 0, root)
 
 
 _NAMED_STRINGS = {
@@ -91,14 +92,37 @@ _NAMED_STRINGS = {
 }
 
 
-def _sample(schema: dict, rnd: random.Random, fk, name: str, depth: int) -> object:
+def _resolve(schema: dict, root: dict) -> dict:
+    """Follow local `$ref`s (`#/$defs/Person`), as Pydantic-made schemas use them."""
+    for _ in range(16):
+        ref = schema.get("$ref")
+        if not isinstance(ref, str) or not ref.startswith("#/"):
+            break
+        target: object = root
+        for part in ref[2:].split("/"):
+            target = target.get(part) if isinstance(target, dict) else None
+        schema = target if isinstance(target, dict) else {}
+    if isinstance(schema.get("allOf"), list) and schema["allOf"]:
+        merged = {k: v for k, v in schema.items() if k != "allOf"}
+        for part in schema["allOf"]:
+            if isinstance(part, dict):
+                merged = {**_resolve(part, root), **merged}
+        schema = merged
+    return schema
+
+
+def _sample(schema: dict, rnd: random.Random, fk, name: str, depth: int, root: dict) -> object:
+    schema = _resolve(schema, root)
     if "enum" in schema and schema["enum"]:
         return rnd.choice(list(schema["enum"]))
     if "const" in schema:
         return schema["const"]
     for combo in ("anyOf", "oneOf"):
-        if isinstance(schema.get(combo), list) and schema[combo]:
-            return _sample(schema[combo][0], rnd, fk, name, depth)
+        branches = [b for b in schema.get(combo) or () if isinstance(b, dict)]
+        if branches:
+            # Optional[X] is anyOf [X, null]: answer with the X
+            chosen = next((b for b in branches if _resolve(b, root).get("type") != "null"), branches[0])
+            return _sample(chosen, rnd, fk, name, depth, root)
     kind = schema.get("type", "object" if "properties" in schema else "string")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
@@ -117,14 +141,14 @@ def _sample(schema: dict, rnd: random.Random, fk, name: str, depth: int) -> obje
             return []
         items = schema.get("items") if isinstance(schema.get("items"), dict) else {}
         size = max(int(schema.get("minItems", 1)), rnd.randint(1, 3))
-        return [_sample(items, rnd, fk, name, depth + 1) for _ in range(size)]
+        return [_sample(items, rnd, fk, name, depth + 1, root) for _ in range(size)]
     if kind == "object":
         if depth > 4:
             return {}
         props = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
         if not props:
             return {"result": fk.sentence()}
-        return {k: _sample(v if isinstance(v, dict) else {}, rnd, fk, k, depth + 1) for k, v in props.items()}
+        return {k: _sample(v if isinstance(v, dict) else {}, rnd, fk, k, depth + 1, root) for k, v in props.items()}
     # strings: pick a Faker provider that fits the field's name
     lowered = name.lower()
     provider = next((p for word, p in _NAMED_STRINGS.items() if word in lowered), "word")

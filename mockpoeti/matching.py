@@ -30,6 +30,7 @@ class RequestView:
     model: str | None = None
     stream: bool = False
     message: str = ""
+    last_role: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,8 @@ def differences(match: Match, view: RequestView) -> list[str]:
         out.append("body: does not contain the wanted subset")
     if match.key is not None and not fnmatchcase(view.key or "", match.key):
         out.append("key: a different API key")
+    if match.last_role is not None and match.last_role != view.last_role:
+        out.append(f"last_role: wanted {match.last_role}, got {view.last_role}")
     return out
 
 

@@ -10,10 +10,11 @@ import time
 
 from aiohttp import web
 
+from .catalog import Model
 from .errors import ApiError
 from .state import Trace
 from .tracing import JOURNAL, STATE, TRACE_ID
-from .wire import error_body
+from .wire import error_body, peek_json
 
 TRACE = "mockpoeti.trace"  # request key: the trace being filled in
 
@@ -40,6 +41,9 @@ async def meter_chat_calls(request: web.Request, handler) -> web.StreamResponse:
         return response
     except ApiError as e:
         fail(trace, *error_body(state.catalog, e))
+        if trace.account and trace.model is None and request.can_read_body:
+            # refused before the body was read (revoked key, limits): still say which model
+            describe_call(trace, await peek_json(request), state.catalog.models)
         raise
     except Exception:
         fail(trace, *error_body(state.catalog, ApiError("internal_error")))
@@ -49,6 +53,16 @@ async def meter_chat_calls(request: web.Request, handler) -> web.StreamResponse:
         trace.latency_ms = round((time.perf_counter() - started) * 1000)
         if trace.account:  # unknown keys belong to no account: nothing to record
             state.record(trace)
+
+
+def describe_call(trace: Trace, body: object, models: dict[str, Model]) -> None:
+    """What the trace can tell from the body alone, valid or not."""
+    if not isinstance(body, dict):
+        return
+    trace.model = body.get("model") if isinstance(body.get("model"), str) else None
+    trace.stream = body.get("stream") is True
+    model = models.get(trace.model) if trace.model else None
+    trace.provider = model.owned_by if model else None
 
 
 def fail(trace: Trace, status: int, body: dict) -> None:

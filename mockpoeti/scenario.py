@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from .catalog import shipped_dir
+from .chat import ROLES
 from .errors import ConfigError
 from .schema import AnyValue, did_you_mean, Bool, Enum, Int, ListOf, MapOf, Num, Obj, OneOf, Site, Str, load_with_lines
 from .templating import check_template
@@ -169,6 +170,7 @@ MATCH = Obj({
     "headers": MapOf(Str()),
     "body": MapOf(AnyValue()).described("A JSON subset the request body must contain"),
     "key": Str().described("The API key (exact, or a glob such as sk-poeti-acme-*)"),
+    "last_role": Enum(ROLES, "a message role").described("Role of the request's last message, e.g. tool"),
 }, noun="a match: {endpoint, model, stream, message, ...}")
 
 RULE = Obj({
@@ -295,6 +297,7 @@ class Match:
     headers: tuple[tuple[str, str], ...] = ()
     body: Any = None
     key: str | None = None
+    last_role: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -455,6 +458,7 @@ def _match(m: dict) -> Match:
         headers=tuple((str(k).lower(), str(v)) for k, v in (m.get("headers") or {}).items()),
         body=_plain(m["body"]) if "body" in m else None,
         key=m.get("key"),
+        last_role=m.get("last_role"),
     )
 
 

@@ -79,7 +79,9 @@ async def follow_scenarios(request: web.Request, handler) -> web.StreamResponse:
 async def request_view(request: web.Request, endpoint: str | None) -> RequestView:
     body = await peek_json(request) if request.can_read_body else None
     messages = body.get("messages") if isinstance(body, dict) else None
-    last_user = ""
+    last_user, last_role = "", None
+    if isinstance(messages, list) and messages and isinstance(messages[-1], dict):
+        last_role = messages[-1].get("role") if isinstance(messages[-1].get("role"), str) else None
     if isinstance(messages, list):
         last_user = next(
             (message_text(m) for m in reversed(messages) if isinstance(m, dict) and m.get("role") == "user"), ""
@@ -95,6 +97,7 @@ async def request_view(request: web.Request, endpoint: str | None) -> RequestVie
         model=body.get("model") if isinstance(body, dict) and isinstance(body.get("model"), str) else None,
         stream=isinstance(body, dict) and body.get("stream") is True,
         message=last_user,
+        last_role=last_role,
     )
 
 

@@ -85,4 +85,15 @@ async def _parse_json(request: web.Request) -> Any:
         raise ApiError("invalid_request", f"The request body is not valid JSON: {e}.") from None
     except RecursionError:
         raise ApiError("invalid_request", "The request body is nested too deeply.") from None
+    if "\\u" in text and _has_lone_surrogate(body):
+        raise ApiError("invalid_request", "The request body contains an unpaired UTF-16 surrogate escape (\\ud800-\\udfff).")
     return body
+
+
+def _has_lone_surrogate(body: Any) -> bool:
+    """`"\\ud800"` parses, but can never be written back out as UTF-8."""
+    try:
+        _encode(body).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False

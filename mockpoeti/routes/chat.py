@@ -12,7 +12,7 @@ from ..completion import Completion, apply_script, build_completion, stream_chun
 from ..errors import ApiError
 from ..faults import plan_stream
 from ..generate import language_of
-from ..metering import TRACE, mark_fault
+from ..metering import TRACE, describe_call, mark_fault
 from ..scripting import SCRIPT, Script
 from ..sse import DONE, HEADERS, frame, offsets, perform
 from ..templating import render
@@ -24,12 +24,7 @@ async def create_chat_completion(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     trace = request[TRACE]
     body = await read_json(request)
-    if isinstance(body, dict):
-        # Known before validation, so even a rejected call is traced with its model.
-        trace.model = body.get("model") if isinstance(body.get("model"), str) else None
-        trace.stream = body.get("stream") is True
-        model = state.catalog.models.get(trace.model) if trace.model else None
-        trace.provider = model.owned_by if model else None
+    describe_call(trace, body, state.catalog.models)  # before validation: rejected calls keep their model
     chat = parse_chat_request(body, state.catalog.models)
     completion = build_completion(
         chat, state.text, state.seed, state.new_id("chatcmpl-poeti-"), int(state.clock.now())
