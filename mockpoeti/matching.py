@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
+from .chat import message_text
 from .generate import derive_seed
 from .scenario import ENDPOINTS, Match, Respond, Rule, Scenario
 
@@ -31,6 +32,30 @@ class RequestView:
     stream: bool = False
     message: str = ""
     last_role: str | None = None
+
+
+def view_of(endpoint: str | None, method: str, path: str, headers: Mapping[str, str], body: Any, key: str | None = None) -> RequestView:
+    """A RequestView from the parts of a request (live, or from the journal)."""
+    model, stream, message, last_role = None, False, "", None
+    if isinstance(body, dict):
+        model = body.get("model") if isinstance(body.get("model"), str) else None
+        stream = body.get("stream") is True
+        messages = [m for m in body.get("messages") or () if isinstance(m, dict)] if isinstance(body.get("messages"), list) else []
+        if messages:
+            last_role = messages[-1].get("role") if isinstance(messages[-1].get("role"), str) else None
+            message = next((message_text(m) for m in reversed(messages) if m.get("role") == "user"), "")
+    return RequestView(
+        endpoint=endpoint,
+        method=method,
+        path=path,
+        headers={k.lower(): v for k, v in headers.items()},
+        body=body,
+        key=key,
+        model=model,
+        stream=stream,
+        message=message,
+        last_role=last_role,
+    )
 
 
 @dataclass(frozen=True, slots=True)

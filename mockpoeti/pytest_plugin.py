@@ -1,20 +1,106 @@
-"""The pytest plugin: fixture `poeti`, a running MockServer with fresh state per test.
+"""The pytest plugin (entry point `pytest11`): fixture `poeti`, marker `poeti_scenario`.
 
-Kept import-light: pytest loads it in every session once mockpoeti is installed.
+One server per session (per xdist worker), started on first use on a free
+port; every test gets it reset to fresh state. Kept import-light: pytest loads
+this module in every session once mockpoeti is installed, so mockpoeti itself
+(and aiohttp) is imported only when a test asks for the fixture.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("mockpoeti")
+    group.addoption("--poeti-seed", type=int, default=None, help="seed for the poeti fixture's server")
+    group.addoption("--poeti-fixtures", default=None, help="folder replacing mockpoeti's fixtures/*.yaml")
+    group.addoption("--poeti-scenario-dir", action="append", default=[], help="folder where poeti_scenario names are looked up")
+    group.addoption("--poeti-strict", action="store_true", default=None, help="fail tests that sent requests no scenario rule answered")
+    parser.addini("poeti_seed", "seed for the poeti fixture's server", default="")
+    parser.addini("poeti_fixtures", "folder replacing mockpoeti's fixtures/*.yaml", default="")
+    parser.addini("poeti_scenario_dirs", "folders where poeti_scenario names are looked up", type="paths", default=[])
+    parser.addini("poeti_strict", "fail tests that sent requests no scenario rule answered", type="bool", default=False)
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "poeti_scenario(*names): activate mockpoeti scenarios for this test")
+    config.addinivalue_line("markers", "poeti_scenario(*names): activate mockpoeti scenarios (names or paths) for this test")
+    config.addinivalue_line("markers", "poeti_strict: fail this test if a request was not answered by a scenario rule")
+
+
+# --- configuration fixtures: override any of them in a conftest.py -------------------
+
+@pytest.fixture(scope="session")
+def poeti_seed(pytestconfig: pytest.Config) -> int | None:
+    option = pytestconfig.getoption("poeti_seed")
+    ini = pytestconfig.getini("poeti_seed")
+    return option if option is not None else (int(ini) if ini else None)
+
+
+@pytest.fixture(scope="session")
+def poeti_fixtures_dir(pytestconfig: pytest.Config) -> str | None:
+    return pytestconfig.getoption("poeti_fixtures") or pytestconfig.getini("poeti_fixtures") or None
+
+
+@pytest.fixture(scope="session")
+def poeti_scenario_dirs(pytestconfig: pytest.Config) -> list[Path]:
+    return [Path(p) for p in pytestconfig.getoption("poeti_scenario_dir")] + list(pytestconfig.getini("poeti_scenario_dirs"))
+
+
+@pytest.fixture(scope="session")
+def poeti_strict(pytestconfig: pytest.Config) -> bool:
+    option = pytestconfig.getoption("poeti_strict")
+    return bool(option) if option is not None else bool(pytestconfig.getini("poeti_strict"))
+
+
+# --- the servers ---------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def poeti_server(poeti_seed: int | None, poeti_fixtures_dir: str | None):
+    """The session's server (one per xdist worker). Prefer `poeti`, which resets it."""
+    from .server import MockServer
+
+    with MockServer(seed=poeti_seed, fixtures=poeti_fixtures_dir) as server:
+        yield server
 
 
 @pytest.fixture
-def poeti():
-    from .server import MockServer
+def poeti(request: pytest.FixtureRequest, poeti_server, poeti_seed, poeti_scenario_dirs, poeti_strict):
+    """A running mockpoeti with fresh state: keys, traces, usage, journal, clock, RNG."""
+    names = [name for marker in request.node.iter_markers("poeti_scenario") for name in marker.args]
+    poeti_server.reset(seed=poeti_seed, scenarios=[_locate(n, poeti_scenario_dirs) for n in names])
+    poeti_server.strict = poeti_strict or request.node.get_closest_marker("poeti_strict") is not None
+    yield poeti_server
 
-    with MockServer() as server:
-        yield server
+
+def _locate(name: str, folders: list[Path]) -> str:
+    for folder in folders:
+        for candidate in (folder / name, folder / f"{name}.yaml", folder / f"{name}.yml"):
+            if candidate.is_file():
+                return str(candidate)
+    return name
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    """After the test body: the server's own failures, and strict mode, fail *this* test."""
+    result = yield
+    server = getattr(item, "funcargs", {}).get("poeti")
+    if server is not None:
+        server.check_errors()
+        if getattr(server, "strict", False):
+            _check_all_answered(server)
+    return result
+
+
+def _check_all_answered(server) -> None:
+    unanswered = [e for e in server.requests if not e.get("rule")]
+    if unanswered:
+        lines = [f"strict mode: {len(unanswered)} request(s) were not answered by a scenario rule:"]
+        for entry in unanswered[:5]:
+            misses = entry.get("near_misses") or []
+            closest = f" (closest: {misses[0]['rule']}: {'; '.join(misses[0]['differences'])})" if misses else ""
+            lines.append(f"  #{entry['id']} {entry['method']} {entry['path']}{closest}")
+        raise AssertionError("\n".join(lines))

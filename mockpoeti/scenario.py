@@ -417,7 +417,7 @@ def _build(data: dict, source: str) -> Scenario:
             index=i,
             line=rule_lines[i] if i < len(rule_lines) else 1,
             name=rule.get("name", ""),
-            match=_match(rule.get("match") or {}),
+            match=build_match(rule.get("match") or {}),
             responses=tuple(
                 _respond(r, item_lines[j] if j < len(item_lines) else getattr(r, "line", 1)) for j, r in enumerate(items)
             ),
@@ -432,7 +432,7 @@ def _build(data: dict, source: str) -> Scenario:
                 Respond(fault=_fault(f)) if isinstance(f, dict) or f in FAULTS else Respond(error=f) for f in c["faults"]
             ),
             seed=c.get("seed"),
-            match=_match(c["match"]) if "match" in c else Match(endpoint="chat"),
+            match=build_match(c["match"]) if "match" in c else Match(endpoint="chat"),
         )
     return Scenario(
         name=name,
@@ -444,7 +444,8 @@ def _build(data: dict, source: str) -> Scenario:
     )
 
 
-def _match(m: dict) -> Match:
+def build_match(m: dict) -> Match:
+    """A Match from a validated `match` mapping."""
     message = m.get("message")
     if isinstance(message, str) and _is_regex(message):
         message = re.compile(message[1:-1])

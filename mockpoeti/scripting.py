@@ -16,10 +16,9 @@ from aiohttp import web
 
 from .auth import API_KEY
 from .catalog import Catalog
-from .chat import message_text
 from .errors import ApiError
 from .faults import plan_body
-from .matching import RequestView
+from .matching import RequestView, view_of
 from .metering import mark_fault
 from .scenario import Respond
 from .sse import perform
@@ -78,27 +77,8 @@ async def follow_scenarios(request: web.Request, handler) -> web.StreamResponse:
 
 async def request_view(request: web.Request, endpoint: str | None) -> RequestView:
     body = await peek_json(request) if request.can_read_body else None
-    messages = body.get("messages") if isinstance(body, dict) else None
-    last_user, last_role = "", None
-    if isinstance(messages, list) and messages and isinstance(messages[-1], dict):
-        last_role = messages[-1].get("role") if isinstance(messages[-1].get("role"), str) else None
-    if isinstance(messages, list):
-        last_user = next(
-            (message_text(m) for m in reversed(messages) if isinstance(m, dict) and m.get("role") == "user"), ""
-        )
     key = request.get(API_KEY)
-    return RequestView(
-        endpoint=endpoint,
-        method=request.method,
-        path=request.path,
-        headers={k.lower(): v for k, v in request.headers.items()},
-        body=body,
-        key=key.secret if key is not None else None,
-        model=body.get("model") if isinstance(body, dict) and isinstance(body.get("model"), str) else None,
-        stream=isinstance(body, dict) and body.get("stream") is True,
-        message=last_user,
-        last_role=last_role,
-    )
+    return view_of(endpoint, request.method, request.path, request.headers, body, key.secret if key else None)
 
 
 def scripted_error(respond: Respond, catalog: Catalog) -> ApiError:

@@ -25,6 +25,10 @@ T = TypeVar("T")
 LISTEN_BACKLOG = 2048  # aiohttp's 128 drops connections in a burst of a few hundred clients
 
 
+class ServerError(AssertionError):
+    """A failure inside the server, raised in the test that caused it."""
+
+
 class MockServer:
     def __init__(
         self,
@@ -55,6 +59,7 @@ class MockServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._api_key = ""
+        self.strict = False  # set by the pytest plugin: every request must be answered by a rule
 
     # --- where it is ---------------------------------------------------------
 
@@ -84,9 +89,67 @@ class MockServer:
         """The request journal, newest last (the entries of GET /__admin/requests)."""
         return self.call(lambda: list(self.state.journal))
 
-    def reset(self) -> None:
-        """Fresh state: fixtures' keys, no traces, empty journal, the same seed."""
-        self.call(self.state.reset)
+    def reset(self, *, seed: int | None = None, scenarios: list[str] | tuple[str, ...] | None = None) -> None:
+        """Fresh state: fixtures' keys, no traces, an empty journal, the same seed (or
+        `seed`), and the start's scenarios (or `scenarios`, names or paths)."""
+        loaded = None if scenarios is None else self._load(scenarios)
+        self.call(lambda: self.state.reset(seed, loaded))
+
+    def use(self, *scenarios: str) -> None:
+        """Switch the active scenarios now (names or paths); state is kept."""
+        loaded = self._load(scenarios)
+        self.call(lambda: self.state.activate(loaded))
+
+    @property
+    def last_request(self) -> dict | None:
+        return self.call(lambda: self.state.journal[-1] if self.state.journal else None)
+
+    @property
+    def traces(self) -> list[dict]:
+        """Every stored trace, oldest first, as GET /api/v1/request-traces shows them."""
+        return self.call(lambda: [t.to_json() for t in self.state.traces])
+
+    def assert_requested(self, count: int | None = None, **conditions: Any) -> list[dict]:
+        """Assert the journal holds a request (or exactly `count`) matching `conditions`
+        (the keys of a scenario `match`). On failure, says which came closest and how
+        they differed. Returns the matching entries."""
+        from .matching import differences, view_of
+        from .scenario import MATCH, build_match
+        from .schema import Site
+
+        site = Site("assert_requested")
+        MATCH.check(conditions, site)
+        if site.problems:
+            raise ValueError("; ".join(p.removeprefix("assert_requested:1: ") for p in site.problems))
+        match = build_match(conditions)
+        entries = self.requests
+        scored = [
+            (differences(match, view_of(e.get("endpoint"), e["method"], e["path"], e["headers"], e.get("body"))), e)
+            for e in entries
+        ]
+        hits = [e for diffs, e in scored if not diffs]
+        if (count is None and hits) or (count is not None and len(hits) == count):
+            return hits
+        wanted = "a request" if count is None else f"{count} request{'s' if count != 1 else ''}"
+        lines = [f"expected {wanted} matching {conditions}; {len(hits)} of {len(entries)} matched"]
+        misses = sorted((d for d in scored if d[0]), key=lambda d: len(d[0]))[:3]
+        if misses:
+            lines.append("closest:")
+            for diffs, e in misses:
+                lines.append(f"  #{e['id']} {e['method']} {e['path']}: " + "; ".join(diffs))
+        raise AssertionError("\n".join(lines))
+
+    def check_errors(self) -> None:
+        """Raise if the server hit a bug of its own while serving (with its traceback)."""
+        errors = self.call(lambda: list(self.state.server_errors))
+        if errors:
+            self.call(self.state.server_errors.clear)
+            raise ServerError("mockpoeti failed while serving a request:\n" + "\n".join(errors))
+
+    def _load(self, scenarios) -> list:
+        from .scenario import load_scenarios
+
+        return load_scenarios(scenarios, self.state.catalog.errors)
 
     def call(self, fn: Callable[[], T]) -> T:
         """Run fn on the server's loop (state is only ever touched from there)."""

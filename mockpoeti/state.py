@@ -207,9 +207,12 @@ class State:
         self.text = TextGenerator()
         self.reset()
 
-    def reset(self) -> None:
-        """Back to the state of a fresh server: fixtures' keys, no traffic, same seed."""
-        self.seed = self.settings.seed if self.settings.seed is not None else random.SystemRandom().getrandbits(63)
+    def reset(self, seed: int | None = None, scenarios: list[Scenario] | None = None) -> None:
+        """Back to the state of a fresh server: fixtures' keys, no traffic, the same seed
+        (or `seed`), the start's scenarios (or `scenarios`) with their counters rewound."""
+        if seed is None:
+            seed = self.settings.seed if self.settings.seed is not None else random.SystemRandom().getrandbits(63)
+        self.seed = seed
         self.rng = random.Random(self.seed)
         self.clock.reset()
         self.keys: dict[bytes, ApiKey] = {}
@@ -221,7 +224,7 @@ class State:
         self.journal_count = 0
         self.server_errors: list[str] = []
         self._next_key_id = 1
-        self.playbook = Playbook(self.initial_scenarios, self.seed)
+        self.playbook = Playbook(self.initial_scenarios if scenarios is None else scenarios, self.seed)
         accounts = self.catalog.accounts
         for account in accounts:
             for k in account.keys:
