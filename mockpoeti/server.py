@@ -23,6 +23,7 @@ from .tracing import STATE
 
 T = TypeVar("T")
 LISTEN_BACKLOG = 2048  # aiohttp's 128 drops connections in a burst of a few hundred clients
+MAX_HEADER_BYTES = 65536
 
 
 class ServerError(AssertionError):
@@ -165,7 +166,14 @@ class MockServer:
 
     async def start(self) -> MockServer:
         self.app = make_app(self.settings)
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        self._runner = web.AppRunner(
+            self.app,
+            access_log=None,  # the journal is the log; a line per request costs throughput
+            handle_signals=False,
+            shutdown_timeout=1.0,
+            max_field_size=MAX_HEADER_BYTES,  # so a huge header reaches us and gets a formatted error
+            max_line_size=MAX_HEADER_BYTES,
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, backlog=LISTEN_BACKLOG, reuse_address=True)
         try:

@@ -1,0 +1,18 @@
+"""The README's examples are real: the example test file it shows is the one the suite runs."""
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_readme_quotes_the_example_test_file_verbatim():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    example = (ROOT / "tests" / "test_readme_example.py").read_text(encoding="utf-8")
+    assert f"```python\n{example}```" in readme
+
+
+def test_readme_test_command_is_what_ci_runs():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    command = ci.strip().splitlines()[-1]
+    assert f"```sh\n{command}\n```" in readme
