@@ -1,6 +1,6 @@
 """make_app: one aiohttp application around one State.
 
-The middleware order is the request's path: tracing (trace id, error format,
+The middleware order is the request's path: (CORS preflights answered first) tracing (trace id, error format,
 journal) -> metering (chat calls become traces) -> auth (key, account, limits)
 -> scripting (does a scenario rule answer?) -> the route's handler.
 """
@@ -11,6 +11,7 @@ from aiohttp import web
 
 from .auth import authenticate
 from .catalog import load_catalog
+from .cors import allow_origin, answer_preflight
 from .metering import meter_chat_calls
 from .routes import add_routes
 from .scenario import load_scenarios
@@ -25,10 +26,11 @@ def make_app(settings: Settings | None = None) -> web.Application:
     catalog = load_catalog(settings.fixtures)
     state = State(catalog, settings, load_scenarios(settings.scenarios, catalog.errors))
     app = web.Application(
-        middlewares=[trace_requests, meter_chat_calls, authenticate, follow_scenarios],
+        middlewares=[answer_preflight, trace_requests, meter_chat_calls, authenticate, follow_scenarios],
         client_max_size=settings.max_body_bytes,
     )
     app[STATE] = state
     app.on_response_prepare.append(stamp_trace_id)
+    app.on_response_prepare.append(allow_origin)
     add_routes(app)
     return app

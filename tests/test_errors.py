@@ -277,3 +277,17 @@ def test_every_error_response_has_its_own_trace_id(poeti, http):
     assert len(set(ids)) == len(ids)
     journal = {entry["trace_id"] for entry in poeti.requests}
     assert set(ids) <= journal
+
+
+def test_a_browser_on_another_origin_may_call_the_api(poeti, http):
+    preflight = http.options(
+        "/v1/chat/completions",
+        headers={"Origin": "http://localhost:5173", "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "authorization, content-type"},
+    )
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == "http://localhost:5173"
+    assert "authorization" in preflight.headers["access-control-allow-headers"]
+    answer = http.get("/v1/models", headers={"Origin": "http://localhost:5173"})
+    assert answer.headers["access-control-allow-origin"] == "*"
+    assert "X-Trace-ID" in answer.headers["access-control-expose-headers"]

@@ -1,0 +1,25 @@
+"""CORS, so a browser dashboard on another origin can use the twin as it would the API."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+EXPOSED = "X-Trace-ID, x-request-id, Retry-After, x-ratelimit-limit-requests, x-ratelimit-remaining-requests, x-ratelimit-reset-requests"
+
+
+@web.middleware
+async def answer_preflight(request: web.Request, handler) -> web.StreamResponse:
+    if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+        return web.Response(status=204, headers={
+            "Access-Control-Allow-Origin": request.headers.get("Origin", "*"),
+            "Access-Control-Allow-Methods": "GET, POST, PUT, DELETE, OPTIONS",
+            "Access-Control-Allow-Headers": request.headers.get("Access-Control-Request-Headers", "*"),
+            "Access-Control-Max-Age": "600",
+        })
+    return await handler(request)
+
+
+async def allow_origin(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: every answer may be read by any origin."""
+    response.headers.setdefault("Access-Control-Allow-Origin", "*")
+    response.headers.setdefault("Access-Control-Expose-Headers", EXPOSED)
