@@ -8,6 +8,7 @@ can skip a minute instead of sleeping through it.
 from __future__ import annotations
 
 import time
+from functools import lru_cache
 from datetime import datetime, timezone
 
 
@@ -46,8 +47,20 @@ class Clock:
 
 
 def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _iso_second(int(ts))
 
 
 def day_of(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d")
+    return _day(int(ts) // 86400)
+
+
+# Formatting a datetime costs more than the rest of a trace; the same second
+# and the same day come back thousands of times in a row.
+@lru_cache(maxsize=1024)
+def _iso_second(second: int) -> str:
+    return datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@lru_cache(maxsize=1024)
+def _day(day: int) -> str:
+    return datetime.fromtimestamp(day * 86400, timezone.utc).strftime("%Y-%m-%d")

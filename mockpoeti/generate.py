@@ -46,14 +46,20 @@ def derive_seed(*parts: object) -> int:
 
 
 class TextGenerator:
-    """Faker instances, one per locale, created on first use and reseeded per answer.
+    """Seeded answers built from a pool of Faker sentences, one pool per language.
 
-    One per server state: Faker instances carry their own random state, so
-    sharing them between servers (threads) would mix their sequences.
+    Faker is slow on a hot path (~150 us an answer), so each language's pool is
+    made once, on first use, from a fixed seed; an answer then only picks and
+    joins sentences with a generator seeded by the request. One per server
+    state: Faker instances carry their own random state, so sharing them
+    between servers (threads) would mix their sequences.
     """
+
+    POOL_SIZE = 256
 
     def __init__(self) -> None:
         self._fakers: dict[str, object] = {}
+        self._pools: dict[str, tuple[str, ...]] = {}
 
     def faker(self, lang: str):
         fk = self._fakers.get(lang)
@@ -63,18 +69,28 @@ class TextGenerator:
             fk = self._fakers[lang] = Faker(LOCALES.get(lang, "en_US"))
         return fk
 
+    def pool(self, lang: str) -> tuple[str, ...]:
+        pool = self._pools.get(lang)
+        if pool is None:
+            fk = self.faker(lang)
+            fk.seed_instance(derive_seed("pool", lang))
+            rnd = random.Random(derive_seed("pool", lang))
+            if lang == "en":
+                pool = tuple(fk.sentence(nb_words=rnd.randint(6, 14)) for _ in range(self.POOL_SIZE))
+            else:  # CJK: clauses without spaces, punctuated when joined
+                pool = tuple("".join(fk.words(nb=rnd.randint(3, 7))) for _ in range(self.POOL_SIZE))
+            self._pools[lang] = pool
+        return pool
+
     def answer(self, lang: str, seed: int, sentences: tuple[int, int] = (3, 7)) -> str:
-        fk = self.faker(lang)
-        fk.seed_instance(seed)
+        pool = self.pool(lang)
         rnd = random.Random(seed)
         count = rnd.randint(*sentences)
+        picked = [pool[rnd.randrange(len(pool))] for _ in range(count)]
         if lang == "en":
-            return " ".join(fk.sentence(nb_words=rnd.randint(6, 14)) for _ in range(count))
-        parts = []
-        for i in range(count):
-            clause = "".join(fk.words(nb=rnd.randint(3, 7)))
-            parts.append(clause + ("。" if i == count - 1 or rnd.random() < 0.5 else "，"))
-        return "".join(parts)
+            return " ".join(picked)
+        last = count - 1
+        return "".join(p + ("。" if i == last or rnd.random() < 0.5 else "，") for i, p in enumerate(picked))
 
     def value(self, schema: object, seed: int) -> object:
         """A value that satisfies a (simple) JSON Schema: tool arguments, JSON mode."""
