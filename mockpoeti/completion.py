@@ -93,11 +93,17 @@ def build_completion(request: ChatRequest, generator: TextGenerator, seed: int, 
     base = derive_seed(
         seed,
         request.model.id,
-        json.dumps(request.messages, sort_keys=True, ensure_ascii=False),
+        json.dumps([request.messages, request.tools, request.json_schema], sort_keys=True, ensure_ascii=False),
         request.tool_choice,
         request.response_format,
     )
-    choices = tuple(_build_choice(request, generator, derive_seed(base, i), i) for i in range(request.n))
+    # A choice is a pure function of these: the same request is answered from memory.
+    choices = tuple(
+        generator.remember(
+            (base, i, request.stop, request.max_tokens), lambda i=i: _build_choice(request, generator, derive_seed(base, i), i)
+        )
+        for i in range(request.n)
+    )
     return Completion(
         id=completion_id,
         created=created,

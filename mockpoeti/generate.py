@@ -56,10 +56,21 @@ class TextGenerator:
     """
 
     POOL_SIZE = 256
+    MEMO_SIZE = 4096
 
     def __init__(self) -> None:
         self._fakers: dict[str, object] = {}
         self._pools: dict[str, tuple[str, ...]] = {}
+        self._memo: dict = {}
+
+    def remember(self, key: object, build):
+        """build(), or what it returned for the same key before (bounded, oldest out first)."""
+        value = self._memo.get(key)
+        if value is None:
+            if len(self._memo) >= self.MEMO_SIZE:
+                del self._memo[next(iter(self._memo))]
+            value = self._memo[key] = build()
+        return value
 
     def faker(self, lang: str):
         fk = self._fakers.get(lang)
