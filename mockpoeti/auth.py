@@ -56,5 +56,5 @@ def _check_admin(request: web.Request, token: str | None) -> None:
     if token is None:
         return
     given = request.headers.get("X-Admin-Token") or request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-    if not hmac.compare_digest(given.encode(), token.encode()):
+    if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), token.encode("utf-8", "surrogateescape")):
         raise ApiError("invalid_api_key", "This admin API needs the server's admin token (X-Admin-Token header).")

@@ -338,9 +338,14 @@ class Scenario:
 def find_scenario(name_or_path: str) -> Path:
     """A path as given, else a shipped scenario by name (`retry-then-succeed`)."""
     path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        return path
-    return shipped_dir("scenarios") / f"{name_or_path}.yaml"
+    shipped = shipped_dir("scenarios") / f"{name_or_path}.yaml"
+    if not path.exists() and _is_name(name_or_path) and shipped.exists():
+        return shipped
+    return path
+
+
+def _is_name(text: str) -> bool:
+    return "/" not in text and "\\" not in text and Path(text).suffix not in (".yaml", ".yml")
 
 
 def shipped_scenarios() -> list[str]:
@@ -365,17 +370,28 @@ def load_scenario(path: str | Path, error_codes: Iterable[str]) -> Scenario:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        hint = f"; shipped scenarios: {', '.join(shipped_scenarios())}" if path.parent == shipped_dir("scenarios") else ""
-        raise ConfigError([f"{path}:1: no such scenario file{hint}"]) from None
+        if _is_name(str(path)):
+            raise ConfigError([f"{path}:1: no such scenario file, and no shipped scenario by that name; "
+                               f"shipped: {', '.join(shipped_scenarios())}"]) from None
+        raise ConfigError([f"{path}:1: no such scenario file"]) from None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError([f"{path}:1: cannot read: {e}"]) from None
     try:
         data = load_with_lines(text)
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ConfigError([f"{path}:{mark.line + 1 if mark else 1}: not valid YAML: {problem}"]) from None
+        raise ConfigError([f"{path}:{_yaml_problem(e)}"]) from None
     return parse_scenario(data, str(path), error_codes)
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """`LINE: not valid YAML: what (while parsing what started on line N)`."""
+    mark = getattr(e, "problem_mark", None)
+    line = mark.line + 1 if mark else 1
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    context, context_mark = getattr(e, "context", None), getattr(e, "context_mark", None)
+    if context and context_mark is not None and context_mark.line + 1 != line:
+        problem += f" ({context} that starts on line {context_mark.line + 1})"
+    return f"{line}: not valid YAML: {problem}"
 
 
 def load_scenarios(names: Iterable[str], error_codes: Iterable[str]) -> list[Scenario]:

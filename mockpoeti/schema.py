@@ -181,7 +181,9 @@ class Num(Type):
 
     def expected(self) -> str:
         kind = "an integer" if self.integer else "a number"
-        show = (lambda n: str(int(n))) if self.integer else (lambda n: f"{n:g}")
+        def show(n: float) -> str:
+            return str(int(n)) if self.integer or float(n).is_integer() else f"{n:g}"
+
         if self.low is not None and self.high is not None:
             return f"{kind} from {show(self.low)} to {show(self.high)}"
         if self.low is not None:

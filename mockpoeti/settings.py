@@ -23,11 +23,26 @@ class Settings:
     admin_token: str | None = None
 
 
+LATEST = datetime(9999, 1, 1, tzinfo=timezone.utc).timestamp()  # so "now + a century" is still a date
+
+
 def parse_time(value: str | float | int | datetime) -> float:
-    """A clock setting: Unix seconds, a datetime, or ISO 8601 (`2026-04-09T14:23:18Z`, `2026-04-09`)."""
+    """A clock setting: Unix seconds, a datetime, or ISO 8601 (`2026-04-09T14:23:18Z`, `2026-04-09`).
+
+    Raises ValueError for anything that is not a moment between 1970 and 9999.
+    """
+    seconds = _seconds(value)
+    if not 0 <= seconds < LATEST - 100 * 366 * 86400:  # NaN fails this too
+        raise ValueError(f"{value!r} is not a time between 1970 and 9899")
+    return seconds
+
+
+def _seconds(value: str | float | int | datetime) -> float:
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a time")
     if isinstance(value, datetime):
         moment = value
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+    elif isinstance(value, (int, float)):
         return float(value)
     else:
         text = str(value).strip()

@@ -13,7 +13,7 @@ from aiohttp import web
 from .clock import iso
 from .errors import ApiError
 from .state import State, key_prefix
-from .wire import BODY, error_response
+from .wire import BODY, error_response, peek_json
 
 STATE = web.AppKey("mockpoeti.state", State)
 TRACE_ID = "mockpoeti.trace_id"
@@ -44,6 +44,8 @@ async def trace_requests(request: web.Request, handler) -> web.StreamResponse:
     except Exception:
         response = _crashed(request, state)
     if not request.path.startswith("/__admin/"):
+        if request.can_read_body and BODY not in request:
+            await peek_json(request)  # refused before anyone read it: the journal still shows it
         state.log_request(_journal_entry(request, response, started))
     return response
 
