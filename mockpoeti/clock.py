@@ -17,8 +17,9 @@ class Clock:
         self._initial = frozen_at
         self.reset()
 
-    def reset(self) -> None:
-        self._frozen_at = self._initial
+    def reset(self, frozen_at: float | None = None) -> None:
+        """Back to the start: frozen where it started (or at `frozen_at`), nothing advanced."""
+        self._frozen_at = self._initial if frozen_at is None else frozen_at
         self._wall_offset = 0.0
         self._mono_offset = 0.0
 

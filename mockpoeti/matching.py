@@ -109,7 +109,8 @@ class Playbook:
         self.scenarios = list(scenarios)
         self.rules: list[Rule] = [rule for s in self.scenarios for rule in s.rules]
         self.uses = [0] * len(self.rules)
-        self._seed = seed
+        # a scenario's own seed, when it has one, makes its answers the same on any server
+        self._seeds = [s.seed if s.seed is not None else seed for s in self.scenarios for _ in s.rules]
         # Rules that name an endpoint are only tried for it: matching stays flat as rules grow.
         self._candidates = {
             endpoint: [i for i, r in enumerate(self.rules) if r.match.endpoint in (endpoint, None)]
@@ -139,7 +140,7 @@ class Playbook:
                 n = self.uses[i]
                 self.uses[i] = n + 1
                 respond = rule.responses[min(n, len(rule.responses) - 1)]
-                return Decision(rule.label, respond, derive_seed(self._seed, i, n))
+                return Decision(rule.label, respond, derive_seed(self._seeds[i], i, n))
         for name, chaos, rnd in self._chaos:
             if not differences(chaos.match, view) and rnd.random() < chaos.rate:
                 return Decision(f"{name}/chaos", rnd.choice(chaos.responses), rnd.getrandbits(32))

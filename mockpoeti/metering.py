@@ -82,7 +82,10 @@ def mark_fault(request: web.Request, kind: str) -> None:
 
 
 def _mark_delivery(trace: Trace, delivery: dict) -> None:
-    """A client that hung up mid-stream leaves an interrupted, failed trace."""
+    """A client that hung up mid-stream leaves an interrupted, failed trace;
+    a call that never got headers (reset, hang) has no HTTP status."""
+    if delivery and not delivery.get("headers_sent"):
+        trace.http_status = 0
     if delivery.get("interrupted"):
         trace.interrupted = True
         if trace.status == "success":

@@ -16,10 +16,12 @@ import pytest
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("mockpoeti")
     group.addoption("--poeti-seed", type=int, default=None, help="seed for the poeti fixture's server")
+    group.addoption("--poeti-clock", default=None, help="freeze the poeti fixture's clock at this time (ISO 8601)")
     group.addoption("--poeti-fixtures", default=None, help="folder replacing mockpoeti's fixtures/*.yaml")
     group.addoption("--poeti-scenario-dir", action="append", default=[], help="folder where poeti_scenario names are looked up")
     group.addoption("--poeti-strict", action="store_true", default=None, help="fail tests that sent requests no scenario rule answered")
     parser.addini("poeti_seed", "seed for the poeti fixture's server", default="")
+    parser.addini("poeti_clock", "freeze the poeti fixture's clock at this time (ISO 8601)", default="")
     parser.addini("poeti_fixtures", "folder replacing mockpoeti's fixtures/*.yaml", default="")
     parser.addini("poeti_scenario_dirs", "folders where poeti_scenario names are looked up", type="paths", default=[])
     parser.addini("poeti_strict", "fail tests that sent requests no scenario rule answered", type="bool", default=False)
@@ -40,8 +42,22 @@ def poeti_seed(pytestconfig: pytest.Config) -> int | None:
 
 
 @pytest.fixture(scope="session")
+def poeti_clock(pytestconfig: pytest.Config) -> str | None:
+    """Where each test's clock is frozen (None: the wall clock). With a seed, it makes bodies byte-identical."""
+    return pytestconfig.getoption("poeti_clock") or pytestconfig.getini("poeti_clock") or None
+
+
+@pytest.fixture(scope="session")
 def poeti_fixtures_dir(pytestconfig: pytest.Config) -> str | None:
-    return pytestconfig.getoption("poeti_fixtures") or pytestconfig.getini("poeti_fixtures") or None
+    option = pytestconfig.getoption("poeti_fixtures")
+    if option:
+        return option
+    ini = pytestconfig.getini("poeti_fixtures")
+    if not ini:
+        return None
+    # like every path in an ini file, relative to that file
+    base = pytestconfig.inipath.parent if pytestconfig.inipath else pytestconfig.rootpath
+    return str(base / ini)
 
 
 @pytest.fixture(scope="session")
@@ -67,10 +83,11 @@ def poeti_server(poeti_seed: int | None, poeti_fixtures_dir: str | None):
 
 
 @pytest.fixture
-def poeti(request: pytest.FixtureRequest, poeti_server, poeti_seed, poeti_scenario_dirs, poeti_strict):
+def poeti(request: pytest.FixtureRequest, poeti_server, poeti_seed, poeti_clock, poeti_scenario_dirs, poeti_strict):
     """A running mockpoeti with fresh state: keys, traces, usage, journal, clock, RNG."""
     names = [name for marker in request.node.iter_markers("poeti_scenario") for name in marker.args]
-    poeti_server.reset(seed=poeti_seed, scenarios=[_locate(n, poeti_scenario_dirs) for n in names])
+    scenarios = [_locate(n, poeti_scenario_dirs) for n in names]
+    poeti_server.reset(seed=poeti_seed, scenarios=scenarios, clock=poeti_clock)
     poeti_server.strict = poeti_strict or request.node.get_closest_marker("poeti_strict") is not None
     yield poeti_server
 
@@ -85,13 +102,20 @@ def _locate(name: str, folders: list[Path]) -> str:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item):
-    """After the test body: the server's own failures, and strict mode, fail *this* test."""
+    """After the test body: the server's own failures, and strict mode, fail *this* test
+    (with the server-side traceback or the unanswered requests, not our frames)."""
     result = yield
     server = getattr(item, "funcargs", {}).get("poeti")
+    problem = None
     if server is not None:
-        server.check_errors()
-        if getattr(server, "strict", False):
-            _check_all_answered(server)
+        try:
+            server.check_errors()
+            if server.strict:
+                _check_all_answered(server)
+        except AssertionError as e:
+            problem = str(e)
+    if problem:
+        pytest.fail(problem, pytrace=False)
     return result
 
 

@@ -22,7 +22,7 @@ from .matching import RequestView, view_of
 from .metering import mark_fault
 from .scenario import Respond
 from .sse import perform
-from .tracing import EXTRA_HEADERS, JOURNAL, STATE, STATUS
+from .tracing import EXTRA_HEADERS, JOURNAL, STATE
 from .wire import dumps, error_response, peek_json
 
 SCRIPT = "mockpoeti.script"  # request key: the Script chosen for this request
@@ -58,12 +58,12 @@ async def follow_scenarios(request: web.Request, handler) -> web.StreamResponse:
         await asyncio.sleep(respond.latency.draw(random.Random(decision.seed)))
     if respond.headers:
         request[EXTRA_HEADERS] = {**(request.get(EXTRA_HEADERS) or {}), **dict(respond.headers)}
-    if respond.status is not None:
-        request[STATUS] = respond.status
     if respond.error is not None and respond.fault is None:
         raise scripted_error(respond, state.catalog)
 
     response = scripted_response(state.catalog, respond) if respond.replaces_answer else await handler(request)
+    if respond.status is not None and not response.prepared and response.status < 400:
+        response.set_status(respond.status)  # a scripted status on the endpoint's own answer
     if respond.fault is None or response.prepared or not isinstance(response, web.Response):
         return response
     steps = plan_body(response.body or b"", respond.fault)

@@ -26,6 +26,10 @@ LISTEN_BACKLOG = 2048  # aiohttp's 128 drops connections in a burst of a few hun
 MAX_HEADER_BYTES = 65536
 
 
+def _elsewhere(differences: list[str]) -> bool:
+    return any(d.startswith(("endpoint:", "path:", "method:")) for d in differences)
+
+
 class ServerError(AssertionError):
     """A failure inside the server, raised in the test that caused it."""
 
@@ -90,11 +94,15 @@ class MockServer:
         """The request journal, newest last (the entries of GET /__admin/requests)."""
         return self.call(lambda: list(self.state.journal))
 
-    def reset(self, *, seed: int | None = None, scenarios: list[str] | tuple[str, ...] | None = None) -> None:
+    def reset(
+        self, *, seed: int | None = None, scenarios: list[str] | tuple[str, ...] | None = None, clock: Any = None
+    ) -> None:
         """Fresh state: fixtures' keys, no traces, an empty journal, the same seed (or
-        `seed`), and the start's scenarios (or `scenarios`, names or paths)."""
+        `seed`), the start's scenarios (or `scenarios`, names or paths), the start's
+        clock (or one frozen at `clock`)."""
         loaded = None if scenarios is None else self._load(scenarios)
-        self.call(lambda: self.state.reset(seed, loaded))
+        moment = None if clock is None else parse_time(clock)
+        self.call(lambda: self.state.reset(seed, loaded, moment))
 
     def use(self, *scenarios: str) -> None:
         """Switch the active scenarios now (names or paths); state is kept."""
@@ -114,6 +122,7 @@ class MockServer:
         """Assert the journal holds a request (or exactly `count`) matching `conditions`
         (the keys of a scenario `match`). On failure, says which came closest and how
         they differed. Returns the matching entries."""
+        __tracebackhide__ = True
         from .matching import differences, view_of
         from .scenario import MATCH, build_match
         from .schema import Site
@@ -133,7 +142,8 @@ class MockServer:
             return hits
         wanted = "a request" if count is None else f"{count} request{'s' if count != 1 else ''}"
         lines = [f"expected {wanted} matching {conditions}; {len(hits)} of {len(entries)} matched"]
-        misses = sorted((d for d in scored if d[0]), key=lambda d: len(d[0]))[:3]
+        # closest first: the same endpoint and path before anything else, then fewest differences
+        misses = sorted((d for d in scored if d[0]), key=lambda d: (_elsewhere(d[0]), len(d[0])))[:3]
         if misses:
             lines.append("closest:")
             for diffs, e in misses:

@@ -61,7 +61,7 @@ async def perform(request: web.Request, response: web.StreamResponse, steps: lis
     loop = asyncio.get_running_loop()
     arrived = request.get(ARRIVED, loop.time())
     note = request.setdefault(JOURNAL, {})
-    sent = {"chunks_sent": 0, "bytes_sent": 0, "completed": False, "interrupted": False}
+    sent = {"headers_sent": False, "chunks_sent": 0, "bytes_sent": 0, "completed": False, "interrupted": False}
     try:
         for step in steps:
             if step.op == "headers":
@@ -69,6 +69,7 @@ async def perform(request: web.Request, response: web.StreamResponse, steps: lis
                     response.content_length = step.length
                 await response.prepare(request)
                 request[STREAM] = response
+                sent["headers_sent"] = True
             elif step.op == "write":
                 if step.at is not None:
                     delay = arrived + step.at - loop.time()
@@ -80,7 +81,9 @@ async def perform(request: web.Request, response: web.StreamResponse, steps: lis
             elif step.op == "pause":
                 await asyncio.sleep(step.seconds or 0)
             elif step.op == "hold":
-                await _hold(request, step.seconds)
+                if await _hold(request, step.seconds):
+                    sent["interrupted"] = True
+                    break
             elif step.op == "abort":
                 _abort(request)
                 break
@@ -95,14 +98,15 @@ async def perform(request: web.Request, response: web.StreamResponse, steps: lis
     return response
 
 
-async def _hold(request: web.Request, seconds: float | None) -> None:
-    """Silence until the client leaves (or `seconds` pass)."""
+async def _hold(request: web.Request, seconds: float | None) -> bool:
+    """Silence until the client leaves (True) or `seconds` pass (False)."""
     loop = asyncio.get_running_loop()
     end = None if seconds is None else loop.time() + seconds
     while request.transport is not None and not request.transport.is_closing():
         if end is not None and loop.time() >= end:
-            return
+            return False
         await asyncio.sleep(GONE_POLL_S if end is None else min(GONE_POLL_S, max(0.0, end - loop.time())))
+    return True
 
 
 def _abort(request: web.Request) -> None:

@@ -207,14 +207,15 @@ class State:
         self.text = TextGenerator()
         self.reset()
 
-    def reset(self, seed: int | None = None, scenarios: list[Scenario] | None = None) -> None:
+    def reset(self, seed: int | None = None, scenarios: list[Scenario] | None = None, clock: float | None = None) -> None:
         """Back to the state of a fresh server: fixtures' keys, no traffic, the same seed
-        (or `seed`), the start's scenarios (or `scenarios`) with their counters rewound."""
+        (or `seed`), the start's scenarios (or `scenarios`) with their counters rewound,
+        the start's clock (or one frozen at `clock`)."""
         if seed is None:
             seed = self.settings.seed if self.settings.seed is not None else random.SystemRandom().getrandbits(63)
         self.seed = seed
         self.rng = random.Random(self.seed)
-        self.clock.reset()
+        self.clock.reset(clock)
         self.keys: dict[bytes, ApiKey] = {}
         self.keys_by_id: dict[int, ApiKey] = {}
         self.traces: deque[Trace] = deque()

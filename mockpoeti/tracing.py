@@ -19,7 +19,6 @@ STATE = web.AppKey("mockpoeti.state", State)
 TRACE_ID = "mockpoeti.trace_id"
 ARRIVED = "mockpoeti.arrived"  # loop time the request arrived: stream deadlines count from it
 EXTRA_HEADERS = "mockpoeti.extra_headers"  # rate-limit headers (auth), scripted headers (scenarios)
-STATUS = "mockpoeti.status"  # a scripted status for a successful answer
 STREAM = "mockpoeti.stream"  # set by the SSE writer once headers are sent
 JOURNAL = "mockpoeti.journal"  # extra journal fields a handler adds (stream info, rule)
 
@@ -57,9 +56,6 @@ async def stamp_trace_id(request: web.Request, response: web.StreamResponse) -> 
         response.headers["X-Trace-ID"] = trace_id
         response.headers.setdefault("x-request-id", trace_id)
     response.headers.update(request.get(EXTRA_HEADERS) or {})
-    status = request.get(STATUS)
-    if status is not None and response.status < 400:
-        response.set_status(status)
 
 
 def _from_http(e: web.HTTPException) -> ApiError:
@@ -93,7 +89,7 @@ def _journal_entry(request: web.Request, response: web.StreamResponse, started: 
         "headers": {k: _mask(k, v) for k, v in request.headers.items()},
         "body": request.get(BODY),
         "endpoint": request.match_info.route.name,
-        "status": response.status,
+        "status": response.status if (request.get(JOURNAL) or {}).get("delivery", {}).get("headers_sent", True) else None,
         "trace_id": request[TRACE_ID],
         "duration_ms": round((time.perf_counter() - started) * 1000, 3),
     }

@@ -354,14 +354,14 @@ def test_fresh_state_and_the_marker(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         [
             "*_ ERROR at setup of test_unknown_scenario _*",
-            "*no-such-scenario.yaml:1: no such scenario file; shipped scenarios: *rate-limited*",
+            "*ConfigError: *no-such-scenario*: no such scenario*rate-limited*",
         ]
     )
     result.stdout.fnmatch_lines(
         [
             "*_ test_strict_marker_unanswered _*",
-            "E  *strict mode: 1 request(s) were not answered by a scenario rule:",
-            "E  *#1 POST /v1/chat/completions",
+            "*strict mode: 1 request(s) were not answered by a scenario rule:",
+            "*#1 POST /v1/chat/completions",
         ]
     )
     result.stdout.no_fnmatch_line("*INTERNALERROR*")
@@ -392,11 +392,11 @@ def _assert_strict_outcome(result: pytest.RunResult) -> None:
     result.stdout.fnmatch_lines(
         [
             "*_ test_unanswered _*",
-            "E  *strict mode: 1 request(s) were not answered by a scenario rule:",
-            "E  *#1 GET /v1/models",
+            "*strict mode: 1 request(s) were not answered by a scenario rule:",
+            "*#1 GET /v1/models",
             "*_ test_near_miss _*",
-            "E  *strict mode: 1 request(s) were not answered by a scenario rule:",
-            "E  *#1 POST /v1/chat/completions (closest: *model: wanted gpt-4o-mini, got gpt-4o)",
+            "*strict mode: 1 request(s) were not answered by a scenario rule:",
+            "*#1 POST /v1/chat/completions (closest: *model: wanted gpt-4o-mini, got gpt-4o)",
         ]
     )
     result.stdout.fnmatch_lines(["*1 passed*"])
@@ -438,9 +438,10 @@ def _answers(pytester: pytest.Pytester, *args: str) -> list[str]:
 def test_seed_option_and_overridden_seed_fixture(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_seeded=SEEDED)
 
-    first = _answers(pytester, "--poeti-seed", "5")
-    other = _answers(pytester, "--poeti-seed", "6")
-    second = _answers(pytester, "--poeti-seed", "5")  # runs apart, so a wall clock would show
+    clock = ("--poeti-clock", "2026-04-09T14:23:18Z")
+    first = _answers(pytester, "--poeti-seed", "5", *clock)
+    other = _answers(pytester, "--poeti-seed", "6", *clock)
+    second = _answers(pytester, "--poeti-seed", "5", *clock)  # runs apart, so a wall clock would show
     pytester.makeconftest(
         """
         import pytest
@@ -448,6 +449,10 @@ def test_seed_option_and_overridden_seed_fixture(pytester: pytest.Pytester) -> N
         @pytest.fixture(scope="session")
         def poeti_seed():
             return 5
+
+        @pytest.fixture(scope="session")
+        def poeti_clock():
+            return "2026-04-09T14:23:18Z"
         """
     )
     overridden = _answers(pytester)
@@ -459,6 +464,7 @@ def test_seed_option_and_overridden_seed_fixture(pytester: pytest.Pytester) -> N
     assert [_without_created(a) for a in second] == [_without_created(a) for a in first]
     assert [_without_created(a) for a in overridden] == [_without_created(a) for a in first]
     # byte-identical, `created` included: what a snapshot test of a seeded run needs
+    assert json.loads(first[0].split(" ", 1)[1])["created"] == 1775744598
     assert second == first
     assert overridden == first
 

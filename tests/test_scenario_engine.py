@@ -88,7 +88,7 @@ def test_sequence_can_mix_errors_and_default_answers(tmp_path):
         later = [ask(client) for _ in range(2)]
 
     assert caught.value.status_code == 500
-    assert all(later) and all(a != "" for a in later)
+    assert all(later)  # `{}`: the default generated answer, repeated
 
 
 def test_times_retires_a_rule_and_the_next_rule_answers(tmp_path):
@@ -500,8 +500,9 @@ def test_paced_stream_takes_about_n_intervals(tmp_path):
     spread = times[-1] - times[0]  # 7 intervals of 60 ms = 0.42 s
     assert 0.3 <= spread < 2.0
     assert total < 3.0
-    assert entry["delivery"] == {"chunks_sent": 8, "bytes_sent": entry["delivery"]["bytes_sent"], "completed": True,
-                                 "interrupted": False}
+    assert entry["delivery"]["chunks_sent"] == 8
+    assert entry["delivery"]["completed"] is True
+    assert entry["delivery"]["interrupted"] is False
 
 
 def test_client_leaving_a_paced_stream_is_noted_in_journal_and_trace(tmp_path):
@@ -651,7 +652,7 @@ def test_admin_switch_invalid_inline_scenario_is_a_400_naming_the_field(scenario
     error = response.json()["error"]
     assert error["code"] == "invalid_request"
     assert error["status"] == 400
-    assert field in error["message"]
+    assert f": {field}: " in error["message"]  # FILE:LINE: path: message
     assert [s["name"] for s in listing["active"]] == ["json-mode"]  # the active scenarios are kept
     assert json.loads(content)["sentiment"] == "positive"
 

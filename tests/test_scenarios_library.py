@@ -406,7 +406,7 @@ def test_stream_split_utf8_a_raw_read_ends_inside_a_character():
     assert undecodable, f"no read split a character ({len(reads)} reads)"
     # the split sits between two consecutive reads: one ends mid-character, the next finishes it
     first = undecodable[0]
-    assert (reads[first] + reads[first + 1]).decode("utf-8", errors="strict").count("\ufffd") == 0
+    (reads[first] + reads[first + 1]).decode("utf-8")  # raises if the next read does not complete it
     assert raw.endswith(b"data: [DONE]\n\n")
 
 

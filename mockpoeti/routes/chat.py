@@ -52,7 +52,8 @@ async def _stream(request: web.Request, chat: ChatRequest, completion: Completio
         mark_fault(request, fault.kind)
         error_frame = frame(error_body(request.app[STATE].catalog, ApiError(fault.error, fault.message))[1])
     steps = plan_stream(frames, offsets([k for k, _ in frames], pacing, rnd), DONE, fault, error_frame)
-    return await perform(request, web.StreamResponse(headers=HEADERS), steps)
+    status = respond.status if respond and respond.status and respond.status < 400 else 200
+    return await perform(request, web.StreamResponse(status=status, headers=HEADERS), steps)
 
 
 def _scripted_content(request: web.Request, chat: ChatRequest, script: Script) -> str | None:
