@@ -1,0 +1,322 @@
+"""Processes the benchmark starts: servers (mockpoeti and the bare reference) and
+load generators (wrk, or benchmarks/load.py); and what /proc says about them.
+
+Every process started here is stopped here: servers by their context manager
+(SIGTERM, then SIGKILL), load generators by a timeout on `subprocess.run`.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+READY = re.compile(r"listening on (http://127\.0\.0\.1:\d+)(?: \(API key: (\S+)\))?")
+READY_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 5.0
+LOAD_GRACE_S = 60.0
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def mockpoeti_command(*args: str) -> list[str]:
+    """`mockpoeti serve ...`: the console script beside this interpreter, else `python -m mockpoeti`."""
+    script = shutil.which("mockpoeti", path=os.path.dirname(sys.executable))
+    return [script, *args] if script else [sys.executable, "-m", "mockpoeti", *args]
+
+
+def mockpoeti_serve(*args: str) -> list[str]:
+    return mockpoeti_command("serve", "--host", "127.0.0.1", "--port", "0", "--seed", "1", *args)
+
+
+def reference_serve() -> list[str]:
+    return [sys.executable, "-m", "benchmarks.reference", "--host", "127.0.0.1", "--port", "0"]
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    return env
+
+
+class Server:
+    """A server process, up once it has printed its ready line; stopped on exit."""
+
+    def __init__(self, name: str, argv: list[str]):
+        self.name = name
+        self.argv = argv
+        self.url = ""
+        self.api_key = ""
+        self.started_at = 0.0
+        self.ready_at = 0.0
+        self._popen: subprocess.Popen | None = None
+        self._stderr = tempfile.TemporaryFile()
+        self._drain: threading.Thread | None = None
+
+    @property
+    def pid(self) -> int:
+        return self._popen.pid
+
+    def __enter__(self) -> Server:
+        self.started_at = time.perf_counter()
+        self._popen = subprocess.Popen(
+            self.argv, cwd=ROOT, env=child_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr
+        )
+        try:
+            line = self._ready_line()
+        except BaseException:
+            self.stop()
+            raise
+        match = READY.search(line)
+        self.url, self.api_key = match.group(1), match.group(2) or ""
+        self._drain = threading.Thread(target=self._popen.stdout.read, daemon=True)  # never let a full pipe block it
+        self._drain.start()
+        return self
+
+    def _ready_line(self) -> str:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        seen = b""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._popen.stdout, selectors.EVENT_READ)
+            while time.monotonic() < deadline:
+                if not selector.select(timeout=max(0.0, deadline - time.monotonic())):
+                    break
+                byte = os.read(self._popen.stdout.fileno(), 1)
+                if not byte:
+                    break
+                seen += byte
+                if byte == b"\n":
+                    line = seen.decode(errors="replace")
+                    if READY.search(line):
+                        self.ready_at = time.perf_counter()
+                        return line
+                    seen = b""
+        raise RuntimeError(f"{self.name} did not print its ready line within {READY_TIMEOUT_S:g} s: {self.stderr()[-2000:]}")
+
+    def stderr(self) -> str:
+        self._stderr.seek(0)
+        return self._stderr.read().decode(errors="replace")
+
+    def stop(self) -> None:
+        popen = self._popen
+        if popen is None or popen.poll() is not None:
+            return
+        popen.send_signal(signal.SIGTERM)
+        try:
+            popen.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            popen.kill()
+            popen.wait(STOP_TIMEOUT_S)
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        if self._popen is not None and self._popen.stdout is not None:
+            self._popen.stdout.close()
+        self._stderr.close()
+
+    def check_alive(self) -> None:
+        if self._popen.poll() is not None:
+            raise RuntimeError(f"{self.name} exited with {self._popen.returncode}: {self.stderr()[-2000:]}")
+
+
+# --- /proc ---------------------------------------------------------------------------
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (utime + stime of /proc/PID/stat)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "; comm may hold spaces
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size (VmRSS of /proc/PID/status), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+class PeakRss:
+    """Samples a process's RSS in a thread while the block runs; `peak` is the highest seen."""
+
+    INTERVAL_S = 0.05
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.peak = max(self.peak, rss_mb(self.pid))
+            except (OSError, RuntimeError):
+                return
+            self._stop.wait(self.INTERVAL_S)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(1.0)
+        try:
+            self.peak = max(self.peak, rss_mb(self.pid))
+        except (OSError, RuntimeError):
+            pass
+
+
+# --- load ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Load:
+    """What one load run against one server achieved, and what it cost the server."""
+
+    ok: int
+    errors: int
+    seconds: float
+    server_cpu_s: float
+    detail: dict
+
+    @property
+    def rps(self) -> float:
+        return self.ok / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_per_request_s(self) -> float:
+        return self.server_cpu_s / self.ok if self.ok else float("inf")
+
+    @property
+    def seconds_per_request(self) -> float:
+        return self.seconds / self.ok if self.ok else float("inf")
+
+
+def alternate(plan, servers: list[Server], measure) -> dict[str, list[Load]]:
+    """Warm each server, then load them in turns (bare, mockpoeti, bare, ...): one's
+    luck with the machine's noise is the other's too."""
+    if plan.warmup_seconds:
+        for server in servers:
+            measure(server, plan.warmup_seconds)
+    runs: dict[str, list[Load]] = {s.name: [] for s in servers}
+    for _ in range(plan.rounds):
+        for server in servers:
+            runs[server.name].append(measure(server, plan.seconds))
+    return runs
+
+
+def best(loads: list[Load]) -> Load:
+    return max(loads, key=lambda load: load.rps)
+
+
+WRK_SCRIPT = """\
+wrk.method = "POST"
+wrk.body = [==[{body}]==]
+{headers}
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("WRK_RESULT %d %d %d %d %d %d %d %d %d\\n", summary.requests, summary.duration,
+    e.connect, e.read, e.write, e.status, e.timeout, latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def load_requests(
+    server: Server, path: str, body: dict, plan, seconds: float, *, expect_frames: int | None = None,
+    loadgen: str | None = None,
+) -> Load:
+    """Send the same POST over `plan.connections` connections for `seconds`, with wrk or load.py."""
+    headers = {"Content-Type": "application/json"}
+    if server.api_key:
+        headers["Authorization"] = f"Bearer {server.api_key}"
+    url = server.url + path
+    text = json.dumps(body)
+    loadgen = loadgen or plan.loadgen
+    server.check_alive()
+    cpu_before = cpu_seconds(server.pid)
+    if loadgen == "wrk":
+        ok, errors, elapsed, detail = _wrk(url, text, headers, plan.connections, seconds)
+    else:
+        argv = [sys.executable, "-m", "benchmarks.load", "requests", "--url", url, "--body", text,
+                "--connections", str(plan.connections), "--duration", str(seconds)]
+        argv += [a for name, value in headers.items() for a in ("--header", f"{name}: {value}")]
+        if expect_frames is not None:
+            argv += ["--expect-frames", str(expect_frames)]
+        detail = _run_json(argv, seconds)
+        ok, errors, elapsed = detail["ok"], detail["errors"], detail["seconds"]
+    cpu = cpu_seconds(server.pid) - cpu_before
+    server.check_alive()
+    return Load(ok, errors, elapsed, cpu, detail)
+
+
+def _wrk(url: str, body: str, headers: dict[str, str], connections: int, seconds: float) -> tuple[int, int, float, dict]:
+    lines = "\n".join(f'wrk.headers["{name}"] = "{value}"' for name, value in headers.items())
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT.format(body=body, headers=lines))
+    try:
+        argv = ["wrk", "-t2", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s", "-s", script.name, url]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + LOAD_GRACE_S, check=False)
+    finally:
+        os.unlink(script.name)
+    found = re.search(r"WRK_RESULT ([\d ]+)", done.stdout)
+    if done.returncode != 0 or not found:
+        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout[-1000:]} {done.stderr[-1000:]}")
+    requests, duration_us, connect, read, write, status, timeout, p50, p99 = map(int, found.group(1).split())
+    errors = connect + read + write + status + timeout
+    detail = {"connect": connect, "read": read, "write": write, "status": status, "timeout": timeout,
+              "p50_us": p50, "p99_us": p99}
+    ok = max(0, requests - status)  # wrk's requests are the answers it read, bad statuses included
+    return ok, errors, duration_us / 1e6, detail
+
+
+def load_streams(server: Server, path: str, body: dict, *, streams: int, chunks: int, interval_ms: float,
+                 seconds: float, ramp: float) -> Load:
+    """Paced streams from load.py: lateness and drift of every content chunk."""
+    headers = {"Content-Type": "application/json"}
+    if server.api_key:
+        headers["Authorization"] = f"Bearer {server.api_key}"
+    argv = [sys.executable, "-m", "benchmarks.load", "streams", "--url", server.url + path, "--body", json.dumps(body),
+            "--streams", str(streams), "--chunks", str(chunks), "--interval-ms", str(interval_ms),
+            "--duration", str(seconds), "--ramp", str(ramp)]
+    argv += [a for name, value in headers.items() for a in ("--header", f"{name}: {value}")]
+    server.check_alive()
+    cpu_before = cpu_seconds(server.pid)
+    detail = _run_json(argv, seconds + ramp + chunks * interval_ms / 1000)
+    cpu = cpu_seconds(server.pid) - cpu_before
+    server.check_alive()
+    return Load(detail["ok"], detail["errors"], detail["seconds"], cpu, detail)
+
+
+def _run_json(argv: list[str], seconds: float) -> dict:
+    done = subprocess.run(argv, cwd=ROOT, env=child_env(), capture_output=True, text=True,
+                          timeout=seconds + LOAD_GRACE_S, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv[:4])} failed ({done.returncode}): {done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def call(url: str, method: str, path: str, body: dict | None = None, api_key: str = "", timeout: float = 10.0) -> tuple[int, bytes]:
+    """One request over a fresh connection: (status, body)."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    headers = {"Content-Type": "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    try:
+        connection.request(method, path, None if body is None else json.dumps(body), headers)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()

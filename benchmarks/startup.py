@@ -1,0 +1,122 @@
+"""Startup: `mockpoeti serve` to its first answered call; the import; the first
+in-process MockServer; the pytest fixture's per-test reset. Each run in a fresh
+interpreter, so nothing is already imported or cached."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+from .harness import Plan, Row, at_most, info
+from .processes import ROOT, Server, call, child_env, mockpoeti_serve, reference_serve
+from .throughput import CHAT, PATH
+
+SECTION = "startup"
+SERVE_LIMIT_MS = 250.0
+IMPORT_LIMIT_MS = 200.0
+SERVER_UP_LIMIT_MS = 100.0
+RESET_LIMIT_MS = 5.0
+RESETS = 30
+CALLS_PER_TEST = 3
+CHILD_TIMEOUT_S = 60.0
+
+# Runs in a fresh interpreter; prints its timings (seconds) as JSON.
+IN_PROCESS = """
+import time
+t0 = time.perf_counter()
+import mockpoeti
+t1 = time.perf_counter()
+mockpoeti.MockServer  # public names load on first use: this is the import a test pays for
+t2 = time.perf_counter()
+import http.client, json, statistics
+with mockpoeti.MockServer() as server:
+    t3 = time.perf_counter()
+    connection = http.client.HTTPConnection("127.0.0.1", server.port)
+    headers = {{"Authorization": "Bearer " + server.api_key, "Content-Type": "application/json"}}
+    def test_body(expected=200):
+        for _ in range({calls}):
+            connection.request("POST", "/v1/chat/completions", {chat!r}, headers)
+            response = connection.getresponse()
+            response.read()
+            assert expected is None or response.status == expected, response.status
+    resets, scenario_resets = [], []
+    for i in range({resets}):
+        test_body()
+        start = time.perf_counter()
+        server.reset(seed=None, scenarios=[])  # what the poeti fixture does before each test
+        resets.append(time.perf_counter() - start)
+    for i in range({resets}):
+        test_body(expected=None)  # the scenario answers some calls with errors
+        start = time.perf_counter()
+        server.reset(seed=None, scenarios=["retry-then-succeed"])  # a test marked poeti_scenario(...)
+        scenario_resets.append(time.perf_counter() - start)
+    connection.close()
+print(json.dumps({{"import_lazy": t1 - t0, "import": t2 - t0, "server_up": t3 - t2,
+                  "reset": statistics.median(resets), "reset_scenario": statistics.median(scenario_resets)}}))
+"""
+
+IMPORT_AIOHTTP = """
+import time
+t0 = time.perf_counter()
+import aiohttp.web
+print(time.perf_counter() - t0)
+"""
+
+
+def python(code: str) -> str:
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=child_env(), capture_output=True, text=True,
+                          timeout=CHILD_TIMEOUT_S, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"in-process startup run failed ({done.returncode}): {done.stderr[-2000:]}")
+    return done.stdout.strip().splitlines()[-1]
+
+
+def first_answer(name: str, argv: list[str]) -> tuple[float, float]:
+    """Seconds from spawning the server to its ready line, and to its first 200 (a chat call)."""
+    with Server(name, argv) as server:
+        status, body = call(server.url, "POST", PATH, CHAT, server.api_key)
+        answered = time.perf_counter()
+        if status != 200:
+            raise RuntimeError(f"{name} answered {status}: {body[:300]!r}")
+        return server.ready_at - server.started_at, answered - server.started_at
+
+
+def run(plan: Plan) -> list[Row]:
+    runs = plan.startup_runs
+    serve = [first_answer("mockpoeti", mockpoeti_serve()) for _ in range(runs)]
+    bare = [first_answer("bare", reference_serve()) for _ in range(runs)]
+    code = IN_PROCESS.format(calls=CALLS_PER_TEST, resets=RESETS, chat=json.dumps(CHAT))
+    children = [json.loads(python(code)) for _ in range(runs)]
+    aiohttp_import = statistics.median(float(python(IMPORT_AIOHTTP)) for _ in range(runs))
+    interpreter = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        python("print()")
+        interpreter.append(time.perf_counter() - start)
+
+    def ms(values) -> float:
+        return statistics.median(values) * 1000
+
+    def child(name: str) -> float:
+        return ms(c[name] for c in children)
+
+    median = f"median of {runs}"
+    return [
+        at_most(f"{SECTION}.serve", SECTION, f"mockpoeti serve → first 200 (a chat call; {median})",
+                ms(s[1] for s in serve), SERVE_LIMIT_MS, "ms", ms(b[1] for b in bare)),
+        info(f"{SECTION}.ready", SECTION, "mockpoeti serve → ready line", ms(s[0] for s in serve), "ms", ms(b[0] for b in bare)),
+        info(f"{SECTION}.interpreter", SECTION, "python -c 'print()' (the interpreter's own start)", ms(interpreter), "ms"),
+        at_most(f"{SECTION}.import", SECTION, "import mockpoeti, with what MockServer needs (baseline: aiohttp.web)",
+                child("import"), IMPORT_LIMIT_MS, "ms", aiohttp_import * 1000),
+        info(f"{SECTION}.import_lazy", SECTION, "import mockpoeti alone (its names load on first use)",
+             child("import_lazy"), "ms"),
+        at_most(f"{SECTION}.server_up", SECTION, "first in-process MockServer up, after the import",
+                child("server_up"), SERVER_UP_LIMIT_MS, "ms"),
+        at_most(f"{SECTION}.reset", SECTION, f"MockServer.reset as the poeti fixture calls it (median of {RESETS})",
+                child("reset"), RESET_LIMIT_MS, "ms"),
+        info(f"{SECTION}.reset_scenario", SECTION, "reset with a poeti_scenario marker (loads its YAML)",
+             child("reset_scenario"), "ms"),
+    ]
