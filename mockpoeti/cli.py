@@ -1,4 +1,4 @@
-"""The `mockpoeti` command: serve (and, as they land, validate, schema, openapi)."""
+"""The `mockpoeti` command: serve, validate, schema, openapi."""
 
 from __future__ import annotations
 
@@ -34,9 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     validate.add_argument("--fixtures", metavar="DIR", help="the fixtures whose error catalog the files may use")
 
     commands.add_parser("schema", help="print the scenario files' JSON Schema")
+    commands.add_parser("openapi", help="print the OpenAPI 3.1 document of the served API")
 
     args = parser.parse_args(argv)
-    return {"serve": _serve, "validate": _validate, "schema": _schema}[args.command](args)
+    return {"serve": _serve, "validate": _validate, "schema": _schema, "openapi": _openapi}[args.command](args)
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -63,6 +64,15 @@ def _validate(args: argparse.Namespace) -> int:
     if not problems:
         print(f"{len(files)} scenario file{'s' if len(files) != 1 else ''} valid")
     return 1 if problems else 0
+
+
+def _openapi(args: argparse.Namespace) -> int:
+    import json
+
+    from .routes.openapi import openapi_json
+
+    print(json.dumps(json.loads(openapi_json()), indent=2, ensure_ascii=False))
+    return 0
 
 
 def _schema(args: argparse.Namespace) -> int:

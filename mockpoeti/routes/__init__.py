@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import admin, chat, keys, models, traces, usage
+from . import admin, chat, keys, models, openapi, traces, usage
 
 
 def add_routes(app: web.Application) -> None:
@@ -21,4 +21,5 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/api/v1/request-traces", traces.list_traces, name="traces")
     r.add_get("/api/v1/request-traces/stats", traces.get_stats, name="trace_stats")
     r.add_get("/api/v1/request-traces/{trace_id}", traces.get_trace, name="trace")
+    r.add_get("/openapi.json", openapi.get_document, name="openapi")
     admin.add_routes(r)

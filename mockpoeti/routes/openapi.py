@@ -1,0 +1,22 @@
+"""GET /openapi.json: the OpenAPI 3.1 document of everything mockpoeti serves."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from aiohttp import web
+
+from ..catalog import load_yaml
+from ..wire import dumps
+
+DOCUMENT = Path(__file__).resolve().parent.parent / "openapi.yaml"
+
+
+@cache  # a file shipped with the package: it never changes while we run
+def openapi_json() -> str:
+    return dumps(load_yaml(DOCUMENT))
+
+
+async def get_document(request: web.Request) -> web.Response:
+    return web.Response(text=openapi_json(), content_type="application/json")
