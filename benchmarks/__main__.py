@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     plan = Plan.make(args.quick, args.loadgen)
     names = args.only or list(SECTIONS)
     print(f"mockpoeti benchmarks: {'quick (smoke; figures not comparable to targets)' if plan.quick else 'full'} run, "
-          f"load generator {plan.loadgen}, Python {platform.python_version()}, {os.cpu_count()} cores", flush=True)
+          f"load generator {plan.loadgen}, Python {platform.python_version()}, {os.cpu_count()} cores, "
+          f"load average {os.getloadavg()[0]:.2f} at the start", flush=True)
     rows: list[Row] = []
     failures: dict[str, str] = {}
     started = time.perf_counter()
@@ -62,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     print(table(rows))
     for name in failures:
         print(f"{name:<10}  ERROR: {failures[name].strip().splitlines()[-1]}")
+    if plan.loadgen == "python" and any(r.section in ("throughput", "streaming") for r in rows):
+        print("note: load.py (aiohttp's client) drives from one Python core and may not saturate the bare server;"
+              " ratios come out closer to 1 than wrk's")
     passed = sum(r.passed is True for r in rows)
     failed = sum(r.passed is False for r in rows)
     print(f"\n{passed} PASS, {failed} FAIL, {len(failures)} section errors, in {time.perf_counter() - started:.0f} s")

@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import re
+import resource
 import selectors
 import shutil
 import signal
@@ -139,6 +140,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def children_cpu_seconds() -> float:
+    """CPU time of this process's finished children: around a load run, the load generator's."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def rss_mb(pid: int) -> float:
     """Resident set size (VmRSS of /proc/PID/status), in MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -189,6 +196,7 @@ class Load:
     errors: int
     seconds: float
     server_cpu_s: float
+    client_cpu_s: float
     detail: dict
 
     @property
@@ -245,7 +253,7 @@ def load_requests(
     text = json.dumps(body)
     loadgen = loadgen or plan.loadgen
     server.check_alive()
-    cpu_before = cpu_seconds(server.pid)
+    cpu_before, client_before = cpu_seconds(server.pid), children_cpu_seconds()
     if loadgen == "wrk":
         ok, errors, elapsed, detail = _wrk(url, text, headers, plan.connections, seconds)
     else:
@@ -256,9 +264,9 @@ def load_requests(
             argv += ["--expect-frames", str(expect_frames)]
         detail = _run_json(argv, seconds)
         ok, errors, elapsed = detail["ok"], detail["errors"], detail["seconds"]
-    cpu = cpu_seconds(server.pid) - cpu_before
+    cpu, client = cpu_seconds(server.pid) - cpu_before, children_cpu_seconds() - client_before
     server.check_alive()
-    return Load(ok, errors, elapsed, cpu, detail)
+    return Load(ok, errors, elapsed, cpu, client, detail)
 
 
 def _wrk(url: str, body: str, headers: dict[str, str], connections: int, seconds: float) -> tuple[int, int, float, dict]:
@@ -292,11 +300,11 @@ def load_streams(server: Server, path: str, body: dict, *, streams: int, chunks:
             "--duration", str(seconds), "--ramp", str(ramp)]
     argv += [a for name, value in headers.items() for a in ("--header", f"{name}: {value}")]
     server.check_alive()
-    cpu_before = cpu_seconds(server.pid)
+    cpu_before, client_before = cpu_seconds(server.pid), children_cpu_seconds()
     detail = _run_json(argv, seconds + ramp + chunks * interval_ms / 1000)
-    cpu = cpu_seconds(server.pid) - cpu_before
+    cpu, client = cpu_seconds(server.pid) - cpu_before, children_cpu_seconds() - client_before
     server.check_alive()
-    return Load(detail["ok"], detail["errors"], detail["seconds"], cpu, detail)
+    return Load(detail["ok"], detail["errors"], detail["seconds"], cpu, client, detail)
 
 
 def _run_json(argv: list[str], seconds: float) -> dict:

@@ -67,11 +67,13 @@ print(time.perf_counter() - t0)
 
 
 def python(code: str) -> str:
+    """Run `code` in a fresh interpreter; the last line it printed."""
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=child_env(), capture_output=True, text=True,
                           timeout=CHILD_TIMEOUT_S, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"in-process startup run failed ({done.returncode}): {done.stderr[-2000:]}")
-    return done.stdout.strip().splitlines()[-1]
+    lines = done.stdout.strip().splitlines()
+    return lines[-1] if lines else ""
 
 
 def first_answer(name: str, argv: list[str]) -> tuple[float, float]:
@@ -94,7 +96,7 @@ def run(plan: Plan) -> list[Row]:
     interpreter = []
     for _ in range(runs):
         start = time.perf_counter()
-        python("print()")
+        python("pass")
         interpreter.append(time.perf_counter() - start)
 
     def ms(values) -> float:
@@ -108,7 +110,7 @@ def run(plan: Plan) -> list[Row]:
         at_most(f"{SECTION}.serve", SECTION, f"mockpoeti serve → first 200 (a chat call; {median})",
                 ms(s[1] for s in serve), SERVE_LIMIT_MS, "ms", ms(b[1] for b in bare)),
         info(f"{SECTION}.ready", SECTION, "mockpoeti serve → ready line", ms(s[0] for s in serve), "ms", ms(b[0] for b in bare)),
-        info(f"{SECTION}.interpreter", SECTION, "python -c 'print()' (the interpreter's own start)", ms(interpreter), "ms"),
+        info(f"{SECTION}.interpreter", SECTION, "python -c pass (the interpreter's own start)", ms(interpreter), "ms"),
         at_most(f"{SECTION}.import", SECTION, "import mockpoeti, with what MockServer needs (baseline: aiohttp.web)",
                 child("import"), IMPORT_LIMIT_MS, "ms", aiohttp_import * 1000),
         info(f"{SECTION}.import_lazy", SECTION, "import mockpoeti alone (its names load on first use)",

@@ -29,8 +29,8 @@ def run(plan: Plan) -> list[Row]:
     answered = sum(load.ok for load in runs["mockpoeti"])
     if recorded < answered:
         raise RuntimeError(f"state recording is off: {answered} chat calls answered, {recorded} traced")
-    tool = f"wrk -t2 -c{plan.connections}" if plan.loadgen == "wrk" else f"load.py -c{plan.connections}"
     m, b = best(runs["mockpoeti"]), best(runs["bare"])
+    tool = f"wrk -t2 -c{plan.connections}" if plan.loadgen == "wrk" else f"load.py -c{plan.connections}"
     return [
         ratio_row(f"{SECTION}.rps", SECTION, f"non-streaming chat, traces recorded ({tool}, best of {plan.rounds})",
                   m.rps, b.rps, "req/s", at_least=0.85),

@@ -67,9 +67,9 @@ def plan_stream(
     default, half of them.
     """
     kind = fault.kind if fault else None
+    content_count = sum(1 for k, _ in frames if k == "content")
     if kind is None and all(at is None for at in offsets):  # unpaced and whole: one write
-        count = sum(1 for k, _ in frames if k == "content")
-        return [Step("headers"), Step("write", b"".join(d for _, d in frames) + done, content=count), Step("eof")]
+        return [Step("headers"), Step("write", b"".join(d for _, d in frames) + done, content=content_count), Step("eof")]
     if kind == "reset":
         return [Step("pause", seconds=fault.after_ms / 1000), Step("abort")]
     if kind == "hang":
@@ -77,7 +77,6 @@ def plan_stream(
     steps = [Step("headers")]
     if kind == "empty":
         return steps + [Step("abort")]
-    content_count = sum(1 for k, _ in frames if k == "content")
     after = fault.after_chunks if fault and fault.after_chunks is not None else content_count // 2
     after = min(after, content_count - 1 if kind in ("duplicate_chunk", "split_utf8") else content_count)
     sent, struck = 0, False
