@@ -65,7 +65,7 @@ def run(plan: Plan) -> list[Row]:
             raise RuntimeError(f"{name}: no stream of {streams} completed")
         return value
 
-    m, b = results["mockpoeti", n], results["bare", n]
+    m = results["mockpoeti", n]
     mh, bh = results["mockpoeti", heavy], results["bare", heavy]
     return [
         at_most(f"{SECTION}.lateness", SECTION, f"p99 chunk lateness, {n} streams, a chunk every {every:g} ms (best of {plan.rounds})",

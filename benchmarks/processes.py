@@ -62,7 +62,7 @@ class Server:
         self.started_at = 0.0
         self.ready_at = 0.0
         self._popen: subprocess.Popen | None = None
-        self._stderr = tempfile.TemporaryFile()
+        self._stderr = None
         self._drain: threading.Thread | None = None
 
     @property
@@ -70,6 +70,7 @@ class Server:
         return self._popen.pid
 
     def __enter__(self) -> Server:
+        self._stderr = tempfile.TemporaryFile()  # read back only when the server fails
         self.started_at = time.perf_counter()
         self._popen = subprocess.Popen(
             self.argv, cwd=ROOT, env=child_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr
