@@ -6,14 +6,14 @@ Pure: the SSE writer only frames and paces what `stream_chunks` returns.
 
 from __future__ import annotations
 
-import json
+import functools
 import random
 import re
 from dataclasses import dataclass, field, replace
 
 from .chat import ChatRequest
 from .scenario import Respond
-from .generate import TextGenerator, count_tokens, derive_seed, json_text, language_of, tokenize
+from .generate import TextGenerator, canonical_json, count_tokens, derive_seed, json_text, language_of, tokenize
 
 _ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 _WORD = re.compile(r"\s*\S+\s*")
@@ -84,6 +84,7 @@ class Completion:
         }
 
 
+@functools.lru_cache(maxsize=256)
 def fingerprint(model_id: str) -> str:
     return "fp_" + format(derive_seed("fingerprint", model_id), "016x")[:10]
 
@@ -93,7 +94,7 @@ def build_completion(request: ChatRequest, generator: TextGenerator, seed: int, 
     base = derive_seed(
         seed,
         request.model.id,
-        json.dumps([request.messages, request.tools, request.json_schema], sort_keys=True, ensure_ascii=False),
+        canonical_json([request.messages, request.tools, request.json_schema]),
         request.tool_choice,
         request.response_format,
     )

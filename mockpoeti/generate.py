@@ -13,6 +13,8 @@ import json
 import random
 import re
 
+import orjson
+
 # One token per CJK character, ~4 Latin letters per token, digits by threes,
 # punctuation alone: close to what BPE tokenizers count, and the pieces join
 # back to the exact text, so a stream of tokens is also a stream of chunks.
@@ -37,6 +39,15 @@ def language_of(text: str) -> str:
     if _KANA.search(text):
         return "ja"
     return "zh" if _HAN.search(text) else "en"
+
+
+def canonical_json(value: object) -> str:
+    """Key-sorted compact JSON: one request seeds one answer, whatever order its
+    client wrote the keys in. (orjson: this runs on every call.)"""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:  # an int beyond 64 bits
+        return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
 def derive_seed(*parts: object) -> int:

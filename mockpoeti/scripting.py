@@ -23,7 +23,7 @@ from .metering import mark_fault
 from .scenario import Respond
 from .sse import perform
 from .tracing import EXTRA_HEADERS, JOURNAL, STATE
-from .wire import dumps, error_response, peek_json
+from .wire import encode, error_response, peek_json
 
 SCRIPT = "mockpoeti.script"  # request key: the Script chosen for this request
 DEFAULT_RETRY_AFTER = {429: "1", 503: "1"}  # so SDKs that honour Retry-After retry promptly
@@ -101,4 +101,4 @@ def scripted_response(catalog: Catalog, respond: Respond) -> web.Response:
     if isinstance(respond.body, str):
         kind = "application/json" if respond.body.lstrip()[:1] in ("{", "[") else "text/plain"
         return web.Response(text=respond.body, status=status, headers=headers, content_type=kind)
-    return web.Response(body=dumps(respond.body).encode(), status=status, headers=headers, content_type="application/json")
+    return web.Response(body=encode(respond.body), status=status, headers=headers, content_type="application/json")

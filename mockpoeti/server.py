@@ -92,7 +92,7 @@ class MockServer:
     @property
     def requests(self) -> list[dict]:
         """The request journal, newest last (the entries of GET /__admin/requests)."""
-        return self.call(lambda: list(self.state.journal))
+        return self.call(self.state.journal_entries)
 
     def reset(
         self, *, seed: int | None = None, scenarios: list[str] | tuple[str, ...] | None = None, clock: Any = None
@@ -111,7 +111,7 @@ class MockServer:
 
     @property
     def last_request(self) -> dict | None:
-        return self.call(lambda: self.state.journal[-1] if self.state.journal else None)
+        return self.call(lambda: self.state.journal[-1].to_json() if self.state.journal else None)
 
     @property
     def traces(self) -> list[dict]:

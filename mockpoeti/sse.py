@@ -17,7 +17,7 @@ from aiohttp import web
 from .faults import Step
 from .scenario import Pacing
 from .tracing import ARRIVED, JOURNAL, STREAM
-from .wire import dumps
+from .wire import encode
 
 DONE = b"data: [DONE]\n\n"
 HEADERS = {
@@ -30,7 +30,7 @@ GONE_POLL_S = 0.05
 
 
 def frame(data: dict) -> bytes:
-    return b"data: " + dumps(data).encode() + b"\n\n"
+    return b"data: " + encode(data) + b"\n\n"
 
 
 def offsets(kinds: list[str], pacing: Pacing | None, rnd: random.Random) -> list[float | None]:

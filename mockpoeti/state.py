@@ -14,6 +14,7 @@ import random
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .catalog import Catalog, Model
 from .clock import Clock, day_of, iso
@@ -22,6 +23,9 @@ from .generate import TextGenerator
 from .matching import Playbook
 from .scenario import Scenario
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .journal import JournalEntry
 
 NANOS = 1_000_000_000
 KEY_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -221,7 +225,7 @@ class State:
         self.traces: deque[Trace] = deque()
         self.traces_by_id: dict[str, Trace] = {}
         self.aggregates: Aggregates = {}
-        self.journal: deque[dict] = deque(maxlen=self.settings.max_journal)
+        self.journal: deque[JournalEntry] = deque(maxlen=self.settings.max_journal)
         self.journal_count = 0
         self.server_errors: list[str] = []
         self._next_key_id = 1
@@ -335,7 +339,10 @@ class State:
 
     # --- journal -----------------------------------------------------------
 
-    def log_request(self, entry: dict) -> None:
+    def log_request(self, entry: JournalEntry) -> None:
         self.journal_count += 1
-        entry["id"] = self.journal_count
+        entry.id = self.journal_count
         self.journal.append(entry)
+
+    def journal_entries(self) -> list[dict]:
+        return [entry.to_json() for entry in self.journal]

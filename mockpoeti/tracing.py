@@ -10,9 +10,9 @@ import traceback
 
 from aiohttp import web
 
-from .clock import iso
 from .errors import ApiError
-from .state import State, key_prefix
+from .journal import JournalEntry
+from .state import State
 from .wire import BODY, error_response, peek_json
 
 STATE = web.AppKey("mockpoeti.state", State)
@@ -25,7 +25,6 @@ JOURNAL = "mockpoeti.journal"  # extra journal fields a handler adds (stream inf
 log = logging.getLogger("mockpoeti")
 
 _HTTP_CODES = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
-_SECRET_HEADERS = ("authorization", "x-api-key", "api-key", "cookie", "x-admin-token")
 
 
 @web.middleware
@@ -80,27 +79,18 @@ def _crashed(request: web.Request, state: State) -> web.StreamResponse:
     return error_response(state.catalog, ApiError("internal_error"))
 
 
-def _journal_entry(request: web.Request, response: web.StreamResponse, started: float) -> dict:
-    entry = {
-        "time": iso(request.app[STATE].clock.now()),
-        "method": request.method,
-        "path": request.path,
-        "query": dict(request.query),
-        "headers": {k: _mask(k, v) for k, v in request.headers.items()},
-        "body": request.get(BODY),
-        "endpoint": request.match_info.route.name,
-        "status": response.status if (request.get(JOURNAL) or {}).get("delivery", {}).get("headers_sent", True) else None,
-        "trace_id": request[TRACE_ID],
-        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-    }
-    entry.update(request.get(JOURNAL) or {})
-    return entry
-
-
-def _mask(name: str, value: str) -> str:
-    if name.lower() not in _SECRET_HEADERS:
-        return value
-    scheme, _, token = value.partition(" ")
-    if token:
-        return f"{scheme} {key_prefix(token)}"
-    return key_prefix(value)
+def _journal_entry(request: web.Request, response: web.StreamResponse, started: float) -> JournalEntry:
+    note = request.get(JOURNAL) or {}
+    return JournalEntry(
+        at=request.app[STATE].clock.now(),
+        method=request.method,
+        path=request.path,
+        query=request.query,
+        headers=request.headers,
+        body=request.get(BODY),
+        endpoint=request.match_info.route.name,
+        status=response.status if note.get("delivery", {}).get("headers_sent", True) else None,
+        trace_id=request[TRACE_ID],
+        duration_ms=round((time.perf_counter() - started) * 1000, 3),
+        note=note,
+    )

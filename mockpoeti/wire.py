@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from .catalog import Catalog
@@ -16,12 +17,21 @@ BODY_ERROR = "mockpoeti.body_error"
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
+def encode(data: Any) -> bytes:
+    """Compact UTF-8 JSON. orjson makes it ten times cheaper than the stdlib,
+    which stays for what orjson refuses (ints beyond 64 bits)."""
+    try:
+        return orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        return _encode(data).encode()
+
+
 def dumps(data: Any) -> str:
-    return _encode(data)
+    return encode(data).decode()
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(body=_encode(data).encode(), status=status, headers=headers, content_type="application/json")
+    return web.Response(body=encode(data), status=status, headers=headers, content_type="application/json")
 
 
 def error_body(catalog: Catalog, error: ApiError) -> tuple[int, dict]:
@@ -73,6 +83,15 @@ async def _parse_json(request: web.Request) -> Any:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise ApiError("payload_too_large", f"The request body is larger than the limit of {limit} bytes.") from None
+    try:
+        return orjson.loads(raw)  # the fast path: strict UTF-8, no NaN, no lone surrogates
+    except orjson.JSONDecodeError:
+        return _refuse(raw)
+
+
+def _refuse(raw: bytes) -> Any:
+    """What orjson refused, parsed again by the stdlib, whose errors say
+    exactly what is wrong (and which reads 1e400 as infinity)."""
     if not raw.strip():
         raise ApiError("invalid_request", "The request body is empty; expected a JSON object.")
     try:

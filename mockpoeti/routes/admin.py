@@ -34,7 +34,7 @@ async def health(request: web.Request) -> web.Response:
 
 async def list_requests(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    return json_response({"requests": list(state.journal), "meta": {"total": state.journal_count}})
+    return json_response({"requests": state.journal_entries(), "meta": {"total": state.journal_count}})
 
 
 async def clear_requests(request: web.Request) -> web.Response:
