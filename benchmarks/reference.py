@@ -4,7 +4,8 @@
     -> reference listening on http://127.0.0.1:PORT
 
 POST /v1/chat/completions   parse the JSON body, answer a fixed chat.completion
-POST /sse?chunks=100        parse the body, stream role + N content + finish + [DONE] at once
+POST /sse?chunks=100        parse the body, stream role + N content + finish + [DONE] at once,
+                            in one write (as mockpoeti does when nothing paces the stream)
 POST /sse/paced?chunks=100&interval=10&first=0
                             the same, content chunks sent at absolute deadlines:
                             arrival + first + i x interval (milliseconds)
@@ -98,14 +99,20 @@ async def _stream(request: web.Request, paced: bool) -> web.StreamResponse:
     completion_id, created, model = f"chatcmpl-ref-{next(_ids):016x}", int(time.time()), str(body.get("model"))
     response = web.StreamResponse(headers=SSE_HEADERS)
     await response.prepare(request)
-    await response.write(_chunk(completion_id, created, model, {"role": "assistant", "content": "", "refusal": None}))
-    for i in range(chunks):
-        if paced:
-            delay = arrived + first + i * interval - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-        await response.write(_chunk(completion_id, created, model, {"content": LETTERS[i % len(LETTERS)]}))
-    await response.write(_chunk(completion_id, created, model, {}, "stop"))
+    role = _chunk(completion_id, created, model, {"role": "assistant", "content": "", "refusal": None})
+    contents = (_chunk(completion_id, created, model, {"content": LETTERS[i % len(LETTERS)]}) for i in range(chunks))
+    finish = _chunk(completion_id, created, model, {}, "stop")
+    if not paced:
+        await response.write(b"".join([role, *contents, finish, DONE]))
+        await response.write_eof()
+        return response
+    await response.write(role)
+    for i, content in enumerate(contents):
+        delay = arrived + first + i * interval - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await response.write(content)
+    await response.write(finish)
     await response.write(DONE)
     await response.write_eof()
     return response

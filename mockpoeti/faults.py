@@ -7,15 +7,17 @@ writer carries it out. A plan without a fault is simply the honest answer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .scenario import Fault
 
 SPLIT_PAUSE_S = 0.02  # between the halves of a split write, so they arrive as separate reads
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
+class Step(NamedTuple):
+    """One thing the writer does. A tuple: a stream plans one per chunk, and
+    tuples are made several times faster than frozen dataclasses."""
+
     op: str  # headers | write | pause | hold | abort | eof
     data: bytes = b""
     at: float | None = None  # for writes: seconds after the request arrived
