@@ -11,14 +11,14 @@ from aiohttp import web
 
 from .auth import authenticate
 from .catalog import load_catalog
-from .cors import allow_origin, answer_preflight
+from .cors import answer_preflight
 from .metering import meter_chat_calls
 from .routes import add_routes
 from .scenario import load_scenarios
 from .scripting import follow_scenarios
 from .settings import Settings
 from .state import State
-from .tracing import STATE, stamp_trace_id, trace_requests
+from .tracing import STATE, trace_requests
 
 
 def make_app(settings: Settings | None = None) -> web.Application:
@@ -30,7 +30,5 @@ def make_app(settings: Settings | None = None) -> web.Application:
         client_max_size=settings.max_body_bytes,
     )
     app[STATE] = state
-    app.on_response_prepare.append(stamp_trace_id)
-    app.on_response_prepare.append(allow_origin)
     add_routes(app)
     return app

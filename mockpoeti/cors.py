@@ -19,7 +19,7 @@ async def answer_preflight(request: web.Request, handler) -> web.StreamResponse:
     return await handler(request)
 
 
-async def allow_origin(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: every answer may be read by any origin."""
+def allow_origin(response: web.StreamResponse) -> None:
+    """Every answer may be read by any origin (unless a scenario said otherwise)."""
     response.headers.setdefault("Access-Control-Allow-Origin", "*")
     response.headers.setdefault("Access-Control-Expose-Headers", EXPOSED)

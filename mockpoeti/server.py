@@ -10,20 +10,73 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 
 from .app import make_app
+from .errors import ApiError
 from .settings import Settings, parse_time
 from .state import State
 from .tracing import STATE
+from .wire import error_response
 
 T = TypeVar("T")
 LISTEN_BACKLOG = 2048  # aiohttp's 128 drops connections in a burst of a few hundred clients
 MAX_HEADER_BYTES = 65536
+# aiohttp waits this long for a handler to finish, then as long again after asking it to stop,
+# before it cancels it: a paced stream never finishes early, so stopping takes twice this.
+SHUTDOWN_TIMEOUT_S = 0.4
+_QUOTED = re.compile(r":|\n| b?'| b?\"")  # where aiohttp's parser messages start quoting the request
+
+log = logging.getLogger("mockpoeti")
+
+
+class _Connection(web.RequestHandler):
+    """aiohttp's connection handler, but what its HTTP parser refuses (a NUL in a header, a
+    line over the limit, two Content-Lengths) gets the one error format and an X-Trace-ID like
+    every other error, and neither the answer nor the log quotes the refused bytes: aiohttp
+    quotes them in both, and they may hold a key."""
+
+    def handle_error(self, request, status: int = 500, exc: BaseException | None = None, message: str | None = None):
+        if status >= 500:
+            self.log_exception("Error handling request", exc_info=exc)
+        else:
+            log.debug("refused a malformed request: %s", type(exc).__name__)
+        if request.writer.output_size > 0:  # as aiohttp: a response is under way, only closing is left
+            raise ConnectionError("Response is sent already, cannot send another response with the error message")
+        state: State = self._manager.state
+        if status >= 500:
+            error = ApiError("internal_error")
+        else:
+            error = ApiError("payload_too_large" if status == 413 else "invalid_request", _refusal(exc), status=status)
+        response = error_response(state.catalog, error)
+        trace_id = state.new_trace_id()
+        response.headers["X-Trace-ID"] = response.headers["x-request-id"] = trace_id
+        response.force_close()
+        return response
+
+
+def _refusal(exc: BaseException | None) -> str:
+    if isinstance(exc, LineTooLong):
+        return f"The request line or a header is longer than {MAX_HEADER_BYTES} bytes."
+    reason = exc.message if isinstance(exc, HttpProcessingError) and isinstance(exc.message, str) else ""
+    reason = _QUOTED.split(reason, maxsplit=1)[0].strip()
+    return f"The request is not valid HTTP/1.1{': ' + reason if reason else ''}."
+
+
+class _Server(web.Server):
+    """aiohttp's low-level server, making `_Connection`s (AppRunner has no hook for that)."""
+
+    state: State
+
+    def __call__(self) -> web.RequestHandler:
+        return _Connection(self, loop=self._loop, **self._kwargs)
 
 
 def _elsewhere(differences: list[str]) -> bool:
@@ -180,11 +233,13 @@ class MockServer:
             self.app,
             access_log=None,  # the journal is the log; a line per request costs throughput
             handle_signals=False,
-            shutdown_timeout=1.0,
+            shutdown_timeout=SHUTDOWN_TIMEOUT_S,
             max_field_size=MAX_HEADER_BYTES,  # so a huge header reaches us and gets a formatted error
             max_line_size=MAX_HEADER_BYTES,
         )
         await self._runner.setup()
+        self._runner.server.__class__ = _Server
+        self._runner.server.state = self.app[STATE]
         site = web.TCPSite(self._runner, self.host, self.port, backlog=LISTEN_BACKLOG, reuse_address=True)
         try:
             await site.start()
@@ -224,6 +279,13 @@ class MockServer:
             ready.set()
             loop.run_forever()
             loop.run_until_complete(self.stop())
+            # what stop() cancelled (a handler still reading a refused body, say) ends here,
+            # as asyncio.run() would see to, not as "Task was destroyed but it is pending"
+            leftover = asyncio.all_tasks(loop)
+            if leftover:
+                for task in leftover:
+                    task.cancel()
+                loop.run_until_complete(asyncio.gather(*leftover, return_exceptions=True))
             loop.close()
 
         self._thread = threading.Thread(target=serve, name=f"mockpoeti-{id(self):x}", daemon=True)

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from .faults import Step
 from .scenario import Pacing
-from .tracing import ARRIVED, JOURNAL, STREAM
+from .tracing import ARRIVED, JOURNAL, STREAM, stamp
 from .wire import encode
 
 DONE = b"data: [DONE]\n\n"
@@ -67,6 +67,7 @@ async def perform(request: web.Request, response: web.StreamResponse, steps: lis
             if step.op == "headers":
                 if step.length is not None:
                     response.content_length = step.length
+                stamp(request, response)
                 await response.prepare(request)
                 request[STREAM] = response
                 sent["headers_sent"] = True

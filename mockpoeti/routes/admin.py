@@ -3,6 +3,9 @@ journal, reset, and the clock."""
 
 from __future__ import annotations
 
+import stat
+from pathlib import Path
+
 from aiohttp import web
 
 from ..clock import iso
@@ -14,6 +17,7 @@ from ..wire import json_response, read_json
 
 
 MAX_ADVANCE_S = 100 * 366 * 86400  # a century: far enough, and the clock stays a date
+MAX_SCENARIO_FILE_BYTES = 1024 * 1024
 
 
 def add_routes(r: web.UrlDispatcher) -> None:
@@ -63,6 +67,8 @@ async def activate_scenarios(request: web.Request) -> web.Response:
             names = body["names"]
             if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
                 raise invalid("names", "a list of scenario names or paths")
+            for i, name in enumerate(names):
+                _check_scenario_name(i, name)
             scenarios = load_scenarios(names, codes)
         else:
             scenarios = [parse_scenario(body, "<inline>", codes)]
@@ -70,6 +76,28 @@ async def activate_scenarios(request: web.Request) -> web.Response:
         raise ApiError("invalid_request", "Invalid scenario: " + "; ".join(e.problems)) from None
     state.activate(scenarios)
     return await list_scenarios(request)
+
+
+def _check_scenario_name(index: int, name: str) -> None:
+    """Over HTTP, a name is a shipped scenario or a scenario file, nothing else: the admin
+    API has no key, and reading any path it is given would quote /etc/passwd in the error,
+    walk a whole disk for a folder, or read /dev/zero until memory runs out."""
+    shipped = shipped_scenarios()
+    if name in shipped:
+        return
+    path = Path(name)
+    if path.suffix not in (".yaml", ".yml"):
+        raise invalid(
+            f"names[{index}]",
+            f"a shipped scenario name or the path of a .yaml or .yml file; '{name}' is no shipped scenario "
+            f"(shipped: {', '.join(shipped)})",
+        )
+    try:
+        found = path.stat()
+    except OSError:
+        return  # no such file: loading says so, as for any other missing scenario
+    if not stat.S_ISREG(found.st_mode) or found.st_size > MAX_SCENARIO_FILE_BYTES:
+        raise invalid(f"names[{index}]", f"a scenario file (a regular file of at most {MAX_SCENARIO_FILE_BYTES} bytes)")
 
 
 async def get_clock(request: web.Request) -> web.Response:

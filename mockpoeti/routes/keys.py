@@ -6,10 +6,12 @@ answers 404 exactly like an id that never existed.
 
 from __future__ import annotations
 
+import re
+
 from aiohttp import web
 
 from ..auth import API_KEY
-from ..errors import ApiError
+from ..errors import ApiError, invalid
 from ..params import number_field, text_field
 from ..state import ApiKey
 from ..tracing import STATE
@@ -17,6 +19,10 @@ from ..wire import json_response, read_json
 
 MAX_BUDGET_USD = 1_000_000_000
 MAX_RATE_LIMIT = 1_000_000_000
+# A name is a label shown in listings and dashboards: any script, emoji or mark is welcome,
+# but not control characters (NUL, ESC...), line separators, or the explicit bidirectional
+# overrides and isolates that make a name display as something other than what it is.
+UNSHOWABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 async def list_keys(request: web.Request) -> web.Response:
@@ -29,6 +35,12 @@ async def create_key(request: web.Request) -> web.Response:
     if not isinstance(body, dict):
         raise ApiError("invalid_request", "Invalid value for 'body': expected a JSON object with 'name'.")
     name = text_field(body, "name", 1, 128)
+    if UNSHOWABLE.search(name):
+        raise invalid(
+            "name",
+            "a string without control characters (U+0000-U+001F, U+007F-U+009F), line separators "
+            "or bidirectional overrides (U+202A-U+202E, U+2066-U+2069)",
+        )
     budget = number_field(body, "monthly_budget", 0, MAX_BUDGET_USD)
     rate_limit = number_field(body, "rate_limit", 1, MAX_RATE_LIMIT, integer=True)
     key = request.app[STATE].create_key(
@@ -49,7 +61,9 @@ async def revoke_key(request: web.Request) -> web.Response:
 
 def _own_key(request: web.Request) -> ApiKey:
     raw = request.match_info["key_id"]
-    key = request.app[STATE].account_key(request[API_KEY].account, int(raw)) if raw.isdigit() and len(raw) < 19 else None
+    # ASCII digits only: str.isdigit() also takes '²' and '１', which int() refuses or reads as 1
+    digits = raw.isascii() and raw.isdigit() and len(raw) < 19
+    key = request.app[STATE].account_key(request[API_KEY].account, int(raw)) if digits else None
     if key is None:
         raise ApiError("not_found", f"No API key with id '{raw}'.")
     return key
