@@ -99,10 +99,11 @@ class Catalog:
     errors: dict[str, ErrorDef]
     accounts: tuple[AccountDef, ...]
     history: HistorySpec | None
+    sentences: dict[str, tuple[str, ...]]  # language -> what generated answers are made of
 
 
 def load_catalog(fixtures: str | Path | None = None) -> Catalog:
-    """Read the four fixture files, the user's where given, else the shipped ones."""
+    """Read the fixture files, the user's where given, else the shipped ones."""
     user = Path(fixtures) if fixtures else None
     if user is not None and not user.is_dir():
         raise ConfigError([f"{user}:1: fixtures folder not found"])
@@ -117,6 +118,7 @@ def load_catalog(fixtures: str | Path | None = None) -> Catalog:
         errors=_parse_errors(*read("errors.yaml"), problems),
         accounts=tuple(_parse(read("accounts.yaml"), "accounts", _account, problems, key=None)),
         history=_history(*read("history.yaml"), problems),
+        sentences=_sentences(*read("sentences.yaml"), problems),
     )
     if problems:
         raise ConfigError(problems)
@@ -192,3 +194,13 @@ def _history(path: Path, data: Any, problems: list[str]) -> HistorySpec | None:
     except (AttributeError, TypeError, ValueError) as e:
         problems.append(f"{path}:1: history: {e}")
         return None
+
+
+def _sentences(path: Path, data: Any, problems: list[str]) -> dict[str, tuple[str, ...]]:
+    pools = data if isinstance(data, dict) else {}
+    if not isinstance(data, dict):
+        problems.append(f"{path}:1: expected a mapping of language (en, zh, ja) to a list of sentences")
+    for lang, pool in pools.items():
+        if not isinstance(pool, list) or not pool or not all(isinstance(x, str) and x for x in pool):
+            problems.append(f"{path}:1: {lang}: expected a non-empty list of non-empty sentences")
+    return {str(lang): tuple(pool) for lang, pool in pools.items() if isinstance(pool, list)}

@@ -12,6 +12,7 @@ import hashlib
 import json
 import random
 import re
+from collections.abc import Mapping
 
 import orjson
 
@@ -24,6 +25,7 @@ _HAN = re.compile(r"[\u4e00-\u9fff]")
 _KANA = re.compile(r"[\u3040-\u30ff]")
 
 LOCALES = {"zh": "zh_CN", "ja": "ja_JP", "en": "en_US"}
+POOL_SIZE = 256
 
 
 def tokenize(text: str) -> list[str]:
@@ -57,21 +59,22 @@ def derive_seed(*parts: object) -> int:
 
 
 class TextGenerator:
-    """Seeded answers built from a pool of Faker sentences, one pool per language.
+    """Seeded answers built from a pool of sentences, one pool per language.
 
-    Faker is slow on a hot path (~150 us an answer), so each language's pool is
-    made once, on first use, from a fixed seed; an answer then only picks and
-    joins sentences with a generator seeded by the request. One per server
-    state: Faker instances carry their own random state, so sharing them
-    between servers (threads) would mix their sequences.
+    The pools are data (fixtures/sentences.yaml, made by `faker_pool`): Faker
+    costs ~150 us an answer, and importing it ~40 ms before the first one. An
+    answer only picks and joins sentences with a generator seeded by the
+    request. Faker itself is loaded on first use, for tool arguments, JSON mode,
+    templates, and languages without a pool. One per server state: Faker
+    instances carry their own random state, so sharing them between servers
+    (threads) would mix their sequences.
     """
 
-    POOL_SIZE = 256
     MEMO_SIZE = 4096
 
-    def __init__(self) -> None:
+    def __init__(self, pools: Mapping[str, tuple[str, ...]] | None = None) -> None:
         self._fakers: dict[str, object] = {}
-        self._pools: dict[str, tuple[str, ...]] = {}
+        self._pools: dict[str, tuple[str, ...]] = dict(pools or {})
         self._memo: dict = {}
 
     def remember(self, key: object, build):
@@ -94,14 +97,7 @@ class TextGenerator:
     def pool(self, lang: str) -> tuple[str, ...]:
         pool = self._pools.get(lang)
         if pool is None:
-            fk = self.faker(lang)
-            fk.seed_instance(derive_seed("pool", lang))
-            rnd = random.Random(derive_seed("pool", lang))
-            if lang == "en":
-                pool = tuple(fk.sentence(nb_words=rnd.randint(6, 14)) for _ in range(self.POOL_SIZE))
-            else:  # CJK: clauses without spaces, punctuated when joined
-                pool = tuple("".join(fk.words(nb=rnd.randint(3, 7))) for _ in range(self.POOL_SIZE))
-            self._pools[lang] = pool
+            pool = self._pools[lang] = faker_pool(self.faker(lang), lang)
         return pool
 
     def answer(self, lang: str, seed: int, sentences: tuple[int, int] = (3, 7)) -> str:
@@ -195,6 +191,16 @@ def _sample(schema: dict, rnd: random.Random, fk, name: str, depth: int, root: d
     elif schema.get("format") == "date-time":
         return fk.iso8601()
     return str(getattr(fk, provider)())
+
+
+def faker_pool(fk, lang: str, size: int = POOL_SIZE) -> tuple[str, ...]:
+    """A language's sentences, from a fixed seed: how fixtures/sentences.yaml was made."""
+    fk.seed_instance(derive_seed("pool", lang))
+    rnd = random.Random(derive_seed("pool", lang))
+    if lang == "en":
+        return tuple(fk.sentence(nb_words=rnd.randint(6, 14)) for _ in range(size))
+    # CJK: clauses without spaces, punctuated when joined
+    return tuple("".join(fk.words(nb=rnd.randint(3, 7))) for _ in range(size))
 
 
 def json_text(value: object) -> str:

@@ -208,7 +208,7 @@ class State:
         self.settings = settings
         self.initial_scenarios = list(scenarios)
         self.clock = Clock(settings.clock)
-        self.text = TextGenerator()
+        self.text = TextGenerator(catalog.sentences)
         self.reset()
 
     def reset(self, seed: int | None = None, scenarios: list[Scenario] | None = None, clock: float | None = None) -> None:
