@@ -175,7 +175,7 @@ def decide_us(scenario: Path, codes: set[str], calls: int, near_misses: bool = F
     """Best-of microseconds per Playbook.decide for a chat request (and near_misses, as an
     unanswered request costs)."""
     from mockpoeti.matching import Playbook, view_of
-    from mockpoeti.scenario import load_scenario
+    from mockpoeti.scenario_file import load_scenario
 
     playbook = Playbook([load_scenario(scenario, codes)], seed=1)
     body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "What is the capital of France?"}]}
@@ -196,7 +196,7 @@ def decide_us(scenario: Path, codes: set[str], calls: int, near_misses: bool = F
 
 def rules_rows(plan: Plan) -> list[Row]:
     from mockpoeti.catalog import load_catalog
-    from mockpoeti.scenario import load_scenario
+    from mockpoeti.scenario_file import load_scenario
 
     n, calls = plan.rules, plan.decide_calls
     few = 10

@@ -14,7 +14,6 @@ from .catalog import load_catalog
 from .cors import answer_preflight
 from .metering import meter_chat_calls
 from .routes import add_routes
-from .scenario import load_scenarios
 from .scripting import follow_scenarios
 from .settings import Settings
 from .state import State
@@ -24,7 +23,7 @@ from .tracing import STATE, trace_requests
 def make_app(settings: Settings | None = None) -> web.Application:
     settings = settings or Settings()
     catalog = load_catalog(settings.fixtures)
-    state = State(catalog, settings, load_scenarios(settings.scenarios, catalog.errors))
+    state = State(catalog, settings, _scenarios(settings, catalog))
     app = web.Application(
         middlewares=[answer_preflight, trace_requests, meter_chat_calls, authenticate, follow_scenarios],
         client_max_size=settings.max_body_bytes,
@@ -32,3 +31,11 @@ def make_app(settings: Settings | None = None) -> web.Application:
     app[STATE] = state
     add_routes(app)
     return app
+
+
+def _scenarios(settings: Settings, catalog) -> list:
+    if not settings.scenarios:
+        return []  # no files: the YAML machinery need not even be imported
+    from .scenario_file import load_scenarios
+
+    return load_scenarios(settings.scenarios, catalog.errors)

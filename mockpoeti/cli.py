@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from .catalog import load_catalog
     from .errors import ConfigError
-    from .scenario import load_scenario, scenario_files
+    from .scenario_file import load_scenario, scenario_files
 
     try:
         codes = set(load_catalog(args.fixtures).errors)
@@ -78,7 +78,7 @@ def _openapi(args: argparse.Namespace) -> int:
 def _schema(args: argparse.Namespace) -> int:
     import json
 
-    from .scenario import json_schema
+    from .scenario_file import json_schema
 
     print(json.dumps(json_schema(), indent=2, ensure_ascii=False))
     return 0

@@ -177,7 +177,7 @@ class MockServer:
         they differed. Returns the matching entries."""
         __tracebackhide__ = True
         from .matching import differences, view_of
-        from .scenario import MATCH, build_match
+        from .scenario_file import MATCH, build_match
         from .schema import Site
 
         site = Site("assert_requested")
@@ -211,7 +211,7 @@ class MockServer:
             raise ServerError("mockpoeti failed while serving a request:\n" + "\n".join(errors))
 
     def _load(self, scenarios) -> list:
-        from .scenario import load_scenarios
+        from .scenario_file import load_scenarios
 
         return load_scenarios(scenarios, self.state.catalog.errors)
 

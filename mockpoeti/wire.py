@@ -13,6 +13,9 @@ from .errors import ApiError
 
 BODY = "mockpoeti.body"  # request key: the parsed JSON body, for the journal
 BODY_ERROR = "mockpoeti.body_error"
+# Deeper than any real request, and shallow enough for every recursive step
+# after parsing (matching, the journal, orjson's own limit of 254 when writing).
+MAX_DEPTH = 100
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
@@ -84,9 +87,22 @@ async def _parse_json(request: web.Request) -> Any:
     except web.HTTPRequestEntityTooLarge:
         raise ApiError("payload_too_large", f"The request body is larger than the limit of {limit} bytes.") from None
     try:
-        return orjson.loads(raw)  # the fast path: strict UTF-8, no NaN, no lone surrogates
+        body = orjson.loads(raw)  # the fast path: strict UTF-8, no NaN, no lone surrogates
     except orjson.JSONDecodeError:
-        return _refuse(raw)
+        body = _refuse(raw)
+    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and _depth(body) > MAX_DEPTH:
+        raise ApiError("invalid_request", f"The request body is nested more than {MAX_DEPTH} levels deep.")
+    return body
+
+
+def _depth(value: Any) -> int:
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            deepest = max(deepest, depth)
+            stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict) else value))
+    return deepest
 
 
 def _refuse(raw: bytes) -> Any:

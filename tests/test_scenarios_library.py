@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from mockpoeti import MockServer
-from mockpoeti.scenario import load_scenario, shipped_scenarios
+from mockpoeti.scenario_file import load_scenario, shipped_scenarios
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOG = yaml.safe_load((ROOT / "fixtures" / "errors.yaml").read_text(encoding="utf-8"))["errors"]

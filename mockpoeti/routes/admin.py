@@ -10,7 +10,6 @@ from aiohttp import web
 
 from ..clock import iso
 from ..errors import ApiError, ConfigError, invalid
-from ..scenario import load_scenarios, parse_scenario, shipped_scenarios
 from ..settings import parse_time
 from ..tracing import STATE
 from ..wire import json_response, read_json
@@ -54,7 +53,7 @@ async def reset(request: web.Request) -> web.Response:
 
 async def list_scenarios(request: web.Request) -> web.Response:
     playbook = request.app[STATE].playbook
-    return json_response({"active": playbook.describe(), "available": shipped_scenarios()})
+    return json_response({"active": playbook.describe(), "available": _files().shipped_scenarios()})
 
 
 async def activate_scenarios(request: web.Request) -> web.Response:
@@ -69,9 +68,9 @@ async def activate_scenarios(request: web.Request) -> web.Response:
                 raise invalid("names", "a list of scenario names or paths")
             for i, name in enumerate(names):
                 _check_scenario_name(i, name)
-            scenarios = load_scenarios(names, codes)
+            scenarios = _files().load_scenarios(names, codes)
         else:
-            scenarios = [parse_scenario(body, "<inline>", codes)]
+            scenarios = [_files().parse_scenario(body, "<inline>", codes)]
     except ConfigError as e:
         raise ApiError("invalid_request", "Invalid scenario: " + "; ".join(e.problems)) from None
     state.activate(scenarios)
@@ -82,7 +81,7 @@ def _check_scenario_name(index: int, name: str) -> None:
     """Over HTTP, a name is a shipped scenario or a scenario file, nothing else: the admin
     API has no key, and reading any path it is given would quote /etc/passwd in the error,
     walk a whole disk for a folder, or read /dev/zero until memory runs out."""
-    shipped = shipped_scenarios()
+    shipped = _files().shipped_scenarios()
     if name in shipped:
         return
     path = Path(name)
@@ -128,3 +127,11 @@ async def set_clock(request: web.Request) -> web.Response:
         clock.set(moment, frozen)
     clock.advance(seconds)
     return await get_clock(request)
+
+
+def _files():
+    """The scenario-file machinery (YAML, validation), imported on first use:
+    most servers never switch scenarios, and it is a tenth of the import time."""
+    from .. import scenario_file
+
+    return scenario_file
