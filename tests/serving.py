@@ -1,0 +1,156 @@
+"""`mockpoeti serve` as a process of its own, for tests that need one: signals,
+crashes, its memory, its sockets and its stderr. Port 0, the ready line's URL,
+and the process always stopped (killed if it must be) when the block ends."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+READY_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 10.0
+READY = re.compile(r"http://(127\.0\.0\.1|\[::1\]|[\w.:-]+):(\d+)")
+DEFAULT_KEY = "sk-poeti-mockpoeti-default-key"
+
+
+def console_script() -> str:
+    found = shutil.which("mockpoeti", path=os.path.dirname(sys.executable)) or shutil.which("mockpoeti")
+    assert found, "the `mockpoeti` console script is installed"
+    return found
+
+
+class Served:
+    """A running `mockpoeti serve`; stdout and stderr are read by threads so neither pipe fills."""
+
+    def __init__(self, args: tuple[str, ...]):
+        self.popen = subprocess.Popen(
+            [console_script(), "serve", *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, encoding="utf-8", errors="replace",
+        )
+        self.pid = self.popen.pid
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self._stdout: list[str] = []
+        self._stderr: list[str] = []
+        self._readers = [
+            threading.Thread(target=self._pump, args=(self.popen.stdout, self._stdout, self.lines), daemon=True),
+            threading.Thread(target=self._pump, args=(self.popen.stderr, self._stderr, None), daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+        self.ready_line = self._wait_ready()
+        match = READY.search(self.ready_line)
+        self.host, self.port = match.group(1), int(match.group(2))
+        self.url = match.group(0)
+
+    @staticmethod
+    def _pump(stream, sink: list[str], lines: queue.Queue | None) -> None:
+        for line in stream:
+            sink.append(line)
+            if lines is not None:
+                lines.put(line)
+        if lines is not None:
+            lines.put(None)
+
+    def _wait_ready(self) -> str:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no ready line within {READY_TIMEOUT_S}s") from None
+            if line is None:
+                self.popen.wait(timeout=STOP_TIMEOUT_S)
+                raise AssertionError(f"exited with {self.popen.returncode} before it was ready: {self.stderr}")
+            if READY.search(line):
+                return line
+
+    @property
+    def stdout(self) -> str:
+        return "".join(self._stdout)
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self._stderr)
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> tuple[int, float]:
+        """Send `sig`; the exit code and the seconds it took to exit."""
+        started = time.monotonic()
+        self.popen.send_signal(sig)
+        code = self.popen.wait(timeout=STOP_TIMEOUT_S)
+        took = time.monotonic() - started
+        self.join()
+        return code, took
+
+    def join(self) -> None:
+        for reader in self._readers:
+            reader.join(timeout=STOP_TIMEOUT_S)
+
+    def rss_kib(self) -> int:
+        return _status_field(self.pid, "VmRSS")
+
+    def open_fds(self) -> int:
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
+
+
+def _status_field(pid: int, name: str) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith(name + ":"):
+                return int(line.split()[1])
+    raise LookupError(name)
+
+
+@contextmanager
+def serve(*args: str) -> Iterator[Served]:
+    """`mockpoeti serve --port 0 ARGS`, stopped (SIGKILL if still running) when the block ends."""
+    process = Served(("--port", "0", *args) if "--port" not in args else args)
+    try:
+        yield process
+    finally:
+        if process.alive():
+            process.popen.kill()
+        process.popen.wait(timeout=STOP_TIMEOUT_S)
+        process.join()
+        for stream in (process.popen.stdout, process.popen.stderr):
+            stream.close()
+
+
+def tcp_states(port: int) -> dict[str, int]:
+    """How many IPv4 sockets with local port `port` are in each TCP state (from /proc/net/tcp)."""
+    names = {"01": "ESTABLISHED", "06": "TIME_WAIT", "08": "CLOSE_WAIT", "0A": "LISTEN", "04": "FIN_WAIT1",
+             "05": "FIN_WAIT2", "07": "CLOSE", "09": "LAST_ACK", "0B": "CLOSING", "02": "SYN_SENT", "03": "SYN_RECV"}
+    suffix = f":{port:04X}"
+    seen: dict[tuple[str, str], str] = {}  # the file is read in pieces, not as one snapshot: a socket may show twice
+    with open("/proc/net/tcp") as table:
+        next(table)
+        for line in table:
+            fields = line.split()
+            if fields[1].endswith(suffix):
+                seen[fields[1], fields[2]] = names.get(fields[3], fields[3])
+    counts: dict[str, int] = {}
+    for state in seen.values():
+        counts[state] = counts.get(state, 0) + 1
+    return counts
+
+
+def listen_drops() -> dict[str, int]:
+    """The kernel's count of connections a full listen queue refused (TcpExt in /proc/net/netstat)."""
+    with open("/proc/net/netstat") as netstat:
+        lines = netstat.read().splitlines()
+    for names, values in zip(lines[::2], lines[1::2]):
+        if names.startswith("TcpExt:"):
+            table = dict(zip(names.split()[1:], (int(v) for v in values.split()[1:])))
+            return {"ListenOverflows": table["ListenOverflows"], "ListenDrops": table["ListenDrops"]}
+    raise LookupError("TcpExt")
