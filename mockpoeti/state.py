@@ -308,8 +308,11 @@ class State:
             key.total_cost_nanos += trace.cost_nanos
             month = day_of(trace.created_at)[:7]
             key.spent_nanos[month] = key.spent_nanos.get(month, 0) + trace.cost_nanos
+        # Calls naming no model of the catalog count under None: a row per invented
+        # name would let garbage requests grow the sums without bound.
+        model = trace.model if trace.model in self.catalog.models else None
         days = self.aggregates.setdefault(trace.account, {})
-        cell = days.setdefault(day_of(trace.created_at), {}).setdefault((trace.key_id, trace.model), Sums())
+        cell = days.setdefault(day_of(trace.created_at), {}).setdefault((trace.key_id, model), Sums())
         cell.add(trace)
 
     def find_trace(self, account: str, trace_id: str) -> Trace | None:
