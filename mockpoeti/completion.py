@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import random
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 from .chat import ChatRequest
@@ -207,12 +208,29 @@ def split_text(text: str, chunk: str | int = "token") -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)]
 
 
-def stream_chunks(completion: Completion, include_usage: bool = False, chunk: str | int = "token") -> list[tuple[str, dict]]:
-    """The chunk sequence, each tagged with its kind so the writer knows what to pace.
+def stream_chunks(completion: Completion, include_usage: bool = False, chunk: str | int = "token") -> tuple[list[str], Iterator[dict]]:
+    """The chunk sequence: each chunk's kind, known at once so the writer can
+    plan its pacing, and the chunks themselves, made one at a time as they are
+    taken (a paced stream holds one chunk, not all of them, while it lasts).
 
     Kinds: `role` (first delta), `content` (text or tool-argument pieces, paced),
     `finish` (finish_reason), `usage` (only with include_usage).
     """
+    pieces_by_choice = [_pieces(c, chunk) for c in completion.choices]
+    rounds = max((len(p) for p in pieces_by_choice), default=0)
+    kinds = ["role"] * len(completion.choices) + ["content"] * sum(len(p) for p in pieces_by_choice)
+    kinds += ["finish"] * len(completion.choices) + (["usage"] if include_usage else [])
+    return kinds, _chunks(completion, include_usage, pieces_by_choice, rounds)
+
+
+def _pieces(choice: Choice, chunk: str | int) -> list[str] | list[tuple[int, str]]:
+    """The text of each content chunk, or (tool call index, arguments piece)."""
+    if choice.tool_calls:
+        return [(k, p) for k, t in enumerate(choice.tool_calls) for p in split_text(t.arguments, chunk)]
+    return split_text(choice.content or "", chunk)
+
+
+def _chunks(completion: Completion, include_usage: bool, pieces_by_choice: list, rounds: int) -> Iterator[dict]:
     def chunk_of(choices: list[dict]) -> dict:
         out = {
             "id": completion.id,
@@ -229,31 +247,28 @@ def stream_chunks(completion: Completion, include_usage: bool = False, chunk: st
     def delta(index: int, d: dict, finish: str | None = None) -> dict:
         return {"index": index, "delta": d, "logprobs": None, "finish_reason": finish}
 
-    events: list[tuple[str, dict]] = []
-    pieces_by_choice = []
     for c in completion.choices:
         if c.tool_calls:
             head = {"role": "assistant", "content": None, "tool_calls": [
                 {"index": k, "id": t.id, "type": "function", "function": {"name": t.name, "arguments": ""}}
                 for k, t in enumerate(c.tool_calls)
             ], "refusal": None}
-            pieces = [
-                {"tool_calls": [{"index": k, "function": {"arguments": p}}]}
-                for k, t in enumerate(c.tool_calls) for p in split_text(t.arguments, chunk)
-            ]
         else:
             head = {"role": "assistant", "content": "", "refusal": None}
-            pieces = [{"content": p} for p in split_text(c.content or "", chunk)]
-        events.append(("role", chunk_of([delta(c.index, head)])))
-        pieces_by_choice.append(pieces)
-    for step in range(max((len(p) for p in pieces_by_choice), default=0)):
+        yield chunk_of([delta(c.index, head)])
+    for step in range(rounds):
         for c, pieces in zip(completion.choices, pieces_by_choice):
             if step < len(pieces):
-                events.append(("content", chunk_of([delta(c.index, pieces[step])])))
+                piece = pieces[step]
+                if isinstance(piece, tuple):
+                    call, text = piece
+                    piece = {"tool_calls": [{"index": call, "function": {"arguments": text}}]}
+                else:
+                    piece = {"content": piece}
+                yield chunk_of([delta(c.index, piece)])
     for c in completion.choices:
-        events.append(("finish", chunk_of([delta(c.index, {}, c.finish_reason)])))
+        yield chunk_of([delta(c.index, {}, c.finish_reason)])
     if include_usage:
         final = chunk_of([])
         final["usage"] = completion.usage()
-        events.append(("usage", final))
-    return events
+        yield final

@@ -1,12 +1,14 @@
 """The fault catalogue: what goes on the wire, and when, for a body or a stream.
 
-Pure. A plan is a list of `Step`s (send headers, write bytes at a deadline,
+Pure. A plan is a sequence of `Step`s (send headers, write bytes at a deadline,
 pause, hold the line silent, abort the connection, end the body); the SSE
 writer carries it out. A plan without a fault is simply the honest answer.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from itertools import repeat
 from typing import NamedTuple
 
 from .scenario import Fault
@@ -57,62 +59,75 @@ def plan_body(body: bytes, fault: Fault | None) -> list[Step] | None:
 
 
 def plan_stream(
-    frames: list[tuple[str, bytes]],
-    offsets: list[float | None],
+    kinds: list[str],
+    frames: Iterable[bytes],
+    offsets: Iterable[float | None] | None,
     done: bytes,
     fault: Fault | None,
     error_frame: bytes = b"",
-) -> list[Step]:
-    """SSE frames (kind, bytes) with their send times, and the fault folded in.
+) -> Iterator[Step]:
+    """SSE frames, of the given kinds, with their send times (None: all at
+    once), and the fault folded in.
 
+    Lazy: each frame is made when its step is due, so a paced stream holds one
+    chunk at a time, not all of them for its whole length.
     `after_chunks` counts content chunks sent before the fault strikes; by
     default, half of them.
     """
+    steps = _stream_steps(kinds, frames, offsets, done, fault, error_frame)
+    return _drip(steps, fault) if fault is not None and fault.kind == "drip" else steps
+
+
+def _stream_steps(kinds, frames, offsets, done, fault, error_frame) -> Iterator[Step]:
     kind = fault.kind if fault else None
-    content_count = sum(1 for k, _ in frames if k == "content")
-    if kind is None and all(at is None for at in offsets):  # unpaced and whole: one write
-        return [Step("headers"), Step("write", b"".join(d for _, d in frames) + done, content=content_count), Step("eof")]
+    content_count = kinds.count("content")
+    if kind is None and offsets is None:  # unpaced and whole: one write
+        yield from (Step("headers"), Step("write", b"".join(frames) + done, content=content_count), Step("eof"))
+        return
     if kind == "reset":
-        return [Step("pause", seconds=fault.after_ms / 1000), Step("abort")]
+        yield from (Step("pause", seconds=fault.after_ms / 1000), Step("abort"))
+        return
     if kind == "hang":
-        return _hold(fault)
-    steps = [Step("headers")]
+        yield from _hold(fault)
+        return
+    yield Step("headers")
     if kind == "empty":
-        return steps + [Step("abort")]
+        yield Step("abort")
+        return
     after = fault.after_chunks if fault and fault.after_chunks is not None else content_count // 2
     after = min(after, content_count - 1 if kind in ("duplicate_chunk", "split_utf8") else content_count)
     sent, struck = 0, False
-    for (frame_kind, data), at in zip(frames, offsets):
+    for frame_kind, data, at in zip(kinds, frames, offsets or repeat(None)):
         if not struck and sent == after and frame_kind in ("content", "finish"):
             struck = True
             if kind == "disconnect":
-                return steps + [Step("abort")]
+                yield Step("abort")
+                return
             if kind == "stall":
-                return steps + _hold(fault)
+                yield from _hold(fault)
+                return
             if kind == "error_event":
-                return steps + [Step("write", error_frame), Step("eof")]
+                yield from (Step("write", error_frame), Step("eof"))
+                return
             if kind == "malformed_chunk":
-                steps.append(Step("write", data[: len(data) // 2] + b"\n\n", at))
+                yield Step("write", data[: len(data) // 2] + b"\n\n", at)
         if frame_kind == "finish" and kind == "no_finish":
             continue
         if frame_kind != "content":
-            steps.append(Step("write", data, at))
+            yield Step("write", data, at)
             continue
         cut = _inside_multibyte(data) if kind == "split_utf8" and sent >= after else None
         if cut is not None:
-            steps += [Step("write", data[:cut], at, 1), Step("pause", seconds=SPLIT_PAUSE_S), Step("write", data[cut:])]
+            yield from (Step("write", data[:cut], at, 1), Step("pause", seconds=SPLIT_PAUSE_S), Step("write", data[cut:]))
             kind = None  # once
         else:
-            steps.append(Step("write", data, at, 1))
+            yield Step("write", data, at, 1)
         if kind == "duplicate_chunk" and sent == after:
-            steps.append(Step("write", data, at))
+            yield Step("write", data, at)
         sent += 1
     if kind != "no_done":
-        steps.append(Step("write", done))
-    steps.append(Step("eof"))
-    if kind == "drip":
-        return _drip(steps, fault)
-    return steps
+        yield Step("write", done)
+    yield Step("eof")
 
 
 def _inside_multibyte(data: bytes) -> int | None:
@@ -123,14 +138,13 @@ def _inside_multibyte(data: bytes) -> int | None:
     return None
 
 
-def _drip(steps: list[Step], fault: Fault) -> list[Step]:
+def _drip(steps: Iterable[Step], fault: Fault) -> Iterator[Step]:
     """Every write trickles out `bytes` at a time, `interval_ms` apart."""
-    out: list[Step] = []
     pause = Step("pause", seconds=fault.interval_ms / 1000)
     for step in steps:
         if step.op != "write":
-            out.append(step)
+            yield step
             continue
         for i in range(0, len(step.data), fault.bytes):
-            out += [Step("write", step.data[i : i + fault.bytes], step.at if i == 0 else None, step.content if i == 0 else 0), pause]
-    return out
+            yield Step("write", step.data[i : i + fault.bytes], step.at if i == 0 else None, step.content if i == 0 else 0)
+            yield pause

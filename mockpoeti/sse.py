@@ -11,6 +11,7 @@ import asyncio
 import random
 import socket
 import struct
+from collections.abc import Iterable, Iterator
 
 from aiohttp import web
 
@@ -33,30 +34,33 @@ def frame(data: dict) -> bytes:
     return b"data: " + encode(data) + b"\n\n"
 
 
-def offsets(kinds: list[str], pacing: Pacing | None, rnd: random.Random) -> list[float | None]:
-    """Send time of each frame, in seconds after the request arrived; None = at once.
+def offsets(kinds: list[str], pacing: Pacing | None, rnd: random.Random) -> Iterator[float | None] | None:
+    """Send time of each frame, in seconds after the request arrived (None = at
+    once), drawn as the frames are; None for a stream nothing paces.
 
     Content frames are paced; the role frame goes at once; the closing frames
     follow the last content frame without delay.
     """
     if pacing is None or (pacing.first_chunk is None and pacing.interval is None):
-        return [None] * len(kinds)
-    out: list[float | None] = []
+        return None
+    return _deadlines(kinds, pacing, rnd)
+
+
+def _deadlines(kinds: list[str], pacing: Pacing, rnd: random.Random) -> Iterator[float | None]:
     deadline = None
     for kind in kinds:
         if kind != "content":
-            out.append(None)
+            yield None
             continue
         if deadline is None:
             deadline = pacing.first_chunk.draw(rnd) if pacing.first_chunk else 0.0
         else:
             deadline += pacing.interval.draw(rnd) if pacing.interval else 0.0
         jitter = rnd.uniform(-pacing.jitter_ms, pacing.jitter_ms) / 1000 if pacing.jitter_ms else 0.0
-        out.append(max(0.0, deadline + jitter))
-    return out
+        yield max(0.0, deadline + jitter)
 
 
-async def perform(request: web.Request, response: web.StreamResponse, steps: list[Step]) -> web.StreamResponse:
+async def perform(request: web.Request, response: web.StreamResponse, steps: Iterable[Step]) -> web.StreamResponse:
     """Carry out a plan. Notes in the journal what was sent and whether the client left."""
     loop = asyncio.get_running_loop()
     arrived = request.get(ARRIVED, loop.time())

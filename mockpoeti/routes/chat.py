@@ -44,14 +44,13 @@ async def _stream(request: web.Request, chat: ChatRequest, completion: Completio
     respond = script.respond if script else None
     pacing = respond.pacing if respond else None
     fault = respond.fault if respond else None
-    events = stream_chunks(completion, chat.include_usage, pacing.chunk if pacing else "token")
-    frames = [(kind, frame(chunk)) for kind, chunk in events]
+    kinds, chunks = stream_chunks(completion, chat.include_usage, pacing.chunk if pacing else "token")
     rnd = random.Random(script.seed if script else 0)
     error_frame = b""
     if fault is not None:
         mark_fault(request, fault.kind)
         error_frame = frame(error_body(request.app[STATE].catalog, ApiError(fault.error, fault.message))[1])
-    steps = plan_stream(frames, offsets([k for k, _ in frames], pacing, rnd), DONE, fault, error_frame)
+    steps = plan_stream(kinds, map(frame, chunks), offsets(kinds, pacing, rnd), DONE, fault, error_frame)
     status = respond.status if respond and respond.status and respond.status < 400 else 200
     return await perform(request, web.StreamResponse(status=status, headers=HEADERS), steps)
 
