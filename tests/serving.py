@@ -154,3 +154,14 @@ def listen_drops() -> dict[str, int]:
             table = dict(zip(names.split()[1:], (int(v) for v in values.split()[1:])))
             return {"ListenOverflows": table["ListenOverflows"], "ListenDrops": table["ListenDrops"]}
     raise LookupError("TcpExt")
+
+
+def all_traces(client, query: str = "") -> list[dict]:
+    """Every page of a trace listing (an httpx.Client with a key), newest first."""
+    items, page = [], 1
+    while True:
+        data = client.get(f"/api/v1/request-traces?page_size=100&page={page}&{query}").json()["data"]
+        items += data["items"]
+        if len(items) >= data["total"] or not data["items"]:
+            return items
+        page += 1

@@ -17,7 +17,7 @@ import aiohttp
 import httpx
 import pytest
 
-from serving import DEFAULT_KEY, serve
+from serving import DEFAULT_KEY, all_traces, serve
 
 CHAT = "/v1/chat/completions"
 KEYS = "/api/v1/api-keys"
@@ -64,16 +64,6 @@ async def burst(url: str, calls: list[tuple[str, str, bool]]) -> list[dict]:
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as session:
         return await asyncio.gather(*(chat(session, url, key, model, stream, i)
                                       for i, (key, model, stream) in enumerate(calls)))
-
-
-def all_traces(http: httpx.Client) -> list[dict]:
-    items, page = [], 1
-    while True:
-        data = http.get(f"/api/v1/request-traces?page_size=100&page={page}").json()["data"]
-        items += data["items"]
-        if len(items) >= data["total"] or not data["items"]:
-            return items
-        page += 1
 
 
 async def test_n_concurrent_calls_from_k_keys_give_n_traces_and_exact_sums(server):

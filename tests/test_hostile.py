@@ -33,7 +33,7 @@ import httpx
 import pytest
 
 from mockpoeti import MockServer
-from serving import serve
+from serving import all_traces, serve
 
 CLOCK = "2026-04-09T14:23:18Z"
 CHAT = "/v1/chat/completions"
@@ -455,16 +455,6 @@ def read_answer(sock: socket.socket, sent: int) -> Answer:
 # --- what the server holds, before and after ------------------------------------------------
 
 ACCOUNTS = {"default": DEFAULT_KEY, "acme": ACME_KEY}
-
-
-def all_traces(http: httpx.Client) -> list[dict]:
-    items, page = [], 1
-    while True:
-        data = http.get(f"/api/v1/request-traces?page_size=100&page={page}").json()["data"]
-        items += data["items"]
-        if len(items) >= data["total"] or not data["items"]:
-            return items
-        page += 1
 
 
 def books_of(server: MockServer) -> dict[str, dict]:

@@ -16,6 +16,7 @@ import openai
 import pytest
 
 from mockpoeti import MockServer
+from serving import all_traces
 
 CLOCK = "2026-04-09T14:23:18Z"
 DEFAULT_KEY = "sk-poeti-mockpoeti-default-key"
@@ -103,17 +104,6 @@ def serving(**options) -> Iterator[Caller]:
             yield caller
         finally:
             caller.close()
-
-
-def all_traces(client: httpx.Client, query: str = "") -> list[dict]:
-    """Every page of a trace listing, newest first."""
-    items, page = [], 1
-    while True:
-        data = client.get(f"/api/v1/request-traces?page_size=100&page={page}&{query}").json()["data"]
-        items += data["items"]
-        if len(items) >= data["total"] or not data["items"]:
-            return items
-        page += 1
 
 
 def models(client: httpx.Client) -> dict[str, dict]:
