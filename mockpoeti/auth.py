@@ -9,10 +9,10 @@ from aiohttp import web
 
 from .errors import ApiError
 from .metering import TRACE
-from .state import key_prefix
+from .state import ApiKey, key_prefix
 from .tracing import EXTRA_HEADERS, STATE
 
-API_KEY = "mockpoeti.api_key"
+API_KEY = web.RequestKey("mockpoeti.api_key", ApiKey)
 PUBLIC_ROUTES = frozenset({"openapi"})
 
 

@@ -16,7 +16,7 @@ from .state import Trace
 from .tracing import JOURNAL, STATE, TRACE_ID
 from .wire import error_body, peek_json
 
-TRACE = "mockpoeti.trace"  # request key: the trace being filled in
+TRACE = web.RequestKey("mockpoeti.trace", Trace)  # request key: the trace being filled in
 
 
 @web.middleware

@@ -25,7 +25,6 @@ from .sse import perform
 from .tracing import EXTRA_HEADERS, JOURNAL, STATE
 from .wire import encode, error_response, peek_json
 
-SCRIPT = "mockpoeti.script"  # request key: the Script chosen for this request
 DEFAULT_RETRY_AFTER = {429: "1", 503: "1"}  # so SDKs that honour Retry-After retry promptly
 
 
@@ -33,6 +32,9 @@ DEFAULT_RETRY_AFTER = {429: "1", 503: "1"}  # so SDKs that honour Retry-After re
 class Script:
     respond: Respond
     seed: int  # seeds this answer's template, timing and content
+
+
+SCRIPT = web.RequestKey("mockpoeti.script", Script)  # the Script chosen for this request
 
 
 @web.middleware

@@ -17,11 +17,11 @@ from .state import State
 from .wire import BODY, error_response, peek_json
 
 STATE = web.AppKey("mockpoeti.state", State)
-TRACE_ID = "mockpoeti.trace_id"
-ARRIVED = "mockpoeti.arrived"  # loop time the request arrived: stream deadlines count from it
-EXTRA_HEADERS = "mockpoeti.extra_headers"  # rate-limit headers (auth), scripted headers (scenarios)
-STREAM = "mockpoeti.stream"  # set by the SSE writer once headers are sent
-JOURNAL = "mockpoeti.journal"  # extra journal fields a handler adds (stream info, rule)
+TRACE_ID = web.RequestKey("mockpoeti.trace_id", str)
+ARRIVED = web.RequestKey("mockpoeti.arrived", float)  # loop time the request arrived: stream deadlines count from it
+EXTRA_HEADERS = web.RequestKey("mockpoeti.extra_headers", dict)  # rate-limit headers (auth), scripted headers (scenarios)
+STREAM = web.RequestKey("mockpoeti.stream", web.StreamResponse)  # set by the SSE writer once headers are sent
+JOURNAL = web.RequestKey("mockpoeti.journal", dict)  # extra journal fields a handler adds (stream info, rule)
 
 log = logging.getLogger("mockpoeti")
 

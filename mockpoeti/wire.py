@@ -11,8 +11,8 @@ from aiohttp import web
 from .catalog import Catalog
 from .errors import ApiError
 
-BODY = "mockpoeti.body"  # request key: the parsed JSON body, for the journal
-BODY_ERROR = "mockpoeti.body_error"
+BODY = web.RequestKey("mockpoeti.body", object)  # request key: the parsed JSON body, for the journal
+BODY_ERROR = web.RequestKey("mockpoeti.body_error", ApiError)
 # Deeper than any real request, and shallow enough for every recursive step
 # after parsing (matching, the journal, orjson's own limit of 254 when writing).
 MAX_DEPTH = 100
