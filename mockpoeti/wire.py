@@ -89,7 +89,7 @@ async def _parse_json(request: web.Request) -> Any:
     try:
         body = orjson.loads(raw)  # the fast path: strict UTF-8, no NaN, no lone surrogates
     except orjson.JSONDecodeError:
-        body = _refuse(raw)
+        body = _parse_with_stdlib(raw)
     if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and _depth(body) > MAX_DEPTH:
         raise ApiError("invalid_request", f"The request body is nested more than {MAX_DEPTH} levels deep.")
     return body
@@ -105,7 +105,7 @@ def _depth(value: Any) -> int:
     return deepest
 
 
-def _refuse(raw: bytes) -> Any:
+def _parse_with_stdlib(raw: bytes) -> Any:
     """What orjson refused, parsed again by the stdlib, whose errors say
     exactly what is wrong (and which reads 1e400 as infinity)."""
     if not raw.strip():
