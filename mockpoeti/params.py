@@ -21,10 +21,11 @@ def int_param(query: Mapping[str, str], name: str, default: int | None, low: int
     if raw is None or raw == "":
         return default
     expected = f"an integer from {low}" + (f" to {high}" if high is not None else " up")
-    try:
-        value = int(raw, 10)
-    except ValueError:
-        raise invalid(name, expected) from None
+    digits = raw[1:] if raw[:1] == "-" else raw
+    # ASCII digits only: int() would also take ' 1', '+1', '1_000' and '١'
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 18:
+        raise invalid(name, expected)
+    value = int(raw)
     if value < low or (high is not None and value > high):
         raise invalid(name, expected)
     return value
@@ -42,7 +43,7 @@ def date_param(query: Mapping[str, str], name: str) -> str | None:
     if raw is None or raw == "":
         return None
     try:
-        if len(raw) != 10:
+        if len(raw) != 10 or raw[4] != "-" or raw[7] != "-":  # not the week form 2026-W14-3
             raise ValueError
         return date.fromisoformat(raw).isoformat()
     except ValueError:
