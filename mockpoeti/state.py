@@ -223,6 +223,7 @@ class State:
         self.keys: dict[bytes, ApiKey] = {}
         self.keys_by_id: dict[int, ApiKey] = {}
         self.traces: deque[Trace] = deque()
+        self.stored: dict[str, int] = {}  # account -> traces it has in `traces`
         self.traces_by_id: dict[str, Trace] = {}
         self.aggregates: Aggregates = {}
         self.journal: deque[JournalEntry] = deque(maxlen=self.settings.max_journal)
@@ -299,8 +300,10 @@ class State:
         """Store a trace and fold it into the key's counters and the running sums."""
         if len(self.traces) >= self.settings.max_traces:
             evicted = self.traces.popleft()
+            self.stored[evicted.account] -= 1
             self.traces_by_id.pop(evicted.trace_id, None)
         self.traces.append(trace)
+        self.stored[trace.account] = self.stored.get(trace.account, 0) + 1
         self.traces_by_id[trace.trace_id] = trace
         key = self.keys_by_id.get(trace.key_id)
         if key is not None:
