@@ -34,14 +34,15 @@ async def list_traces(request: web.Request) -> web.Response:
         )
 
     state, account = request.app[STATE], request[API_KEY].account
+    matching = state.account_traces(account, keep)
     start = (page - 1) * page_size
     if not any(f is not None for f in (status, model, provider, key_id, day_from, day_to)):
         # unfiltered: the count is kept, and the page is found without walking past it
         total = state.stored.get(account, 0)
-        items = [t.to_json() for t in islice(state.account_traces(account, _everything), start, start + page_size)]
+        items = [t.to_json() for t in islice(matching, start, start + page_size)]
     else:
         total, items = 0, []
-        for trace in state.account_traces(account, keep):
+        for trace in matching:
             if start <= total < start + page_size:
                 items.append(trace.to_json())
             total += 1
@@ -88,7 +89,3 @@ def _key_id(query) -> int | None:
     if query.get("key_id"):
         return int_param(query, "key_id", None, 1)
     return int_param(query, "api_key_id", None, 1)
-
-
-def _everything(trace: Trace) -> bool:
-    return True
