@@ -84,7 +84,9 @@ def zero(key: str, section: str, label: str, value: int, baseline: int | None = 
     return Row(key, section, label, value, "count", baseline, None, "= 0", value == 0)
 
 
-def info(key: str, section: str, label: str, value: float | None, unit: str, baseline: float | None = None, ratio: float | None = None) -> Row:
+def info(
+    key: str, section: str, label: str, value: float | None, unit: str, baseline: float | None = None, ratio: float | None = None
+) -> Row:
     return Row(key, section, label, value, unit, baseline, ratio)
 
 
@@ -126,7 +128,8 @@ def table(rows: list[Row]) -> str:
     right = {2, 3, 4}
     lines = []
     for n, c in enumerate(cells):
-        lines.append("  ".join(s.rjust(w) if i in right else s.ljust(w) for i, (s, w) in enumerate(zip(c, widths))).rstrip())
+        cells = (s.rjust(w) if i in right else s.ljust(w) for i, (s, w) in enumerate(zip(c, widths, strict=False)))
+        lines.append("  ".join(cells).rstrip())
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)

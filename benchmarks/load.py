@@ -66,7 +66,7 @@ async def run_requests(args: argparse.Namespace) -> dict:
                     data = await response.read()
                 good = response.status == 200 and (args.expect_frames is None or data.count(b"\n\n") == args.expect_frames)
                 kind = None if good else (f"status {response.status}" if response.status != 200 else "frames")
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
+            except (TimeoutError, aiohttp.ClientError, OSError) as e:
                 kind = type(e).__name__
             if kind is None:
                 ok += 1
@@ -187,7 +187,7 @@ async def run_streams(args: argparse.Namespace) -> dict:
                 if stream is None or stream.transport is None:
                     stream = await connect()
                 kind = await one_stream(stream)
-            except (asyncio.TimeoutError, OSError) as e:
+            except (TimeoutError, OSError) as e:
                 kind = type(e).__name__
             if kind is None:
                 ok += 1

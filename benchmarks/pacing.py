@@ -68,7 +68,8 @@ def run(plan: Plan) -> list[Row]:
     m = results["mockpoeti", n]
     mh, bh = results["mockpoeti", heavy], results["bare", heavy]
     return [
-        at_most(f"{SECTION}.lateness", SECTION, f"p99 chunk lateness, {n} streams, a chunk every {every:g} ms (best of {plan.rounds})",
+        at_most(f"{SECTION}.lateness", SECTION,
+                f"p99 chunk lateness, {n} streams, a chunk every {every:g} ms (best of {plan.rounds})",
                 p99("mockpoeti", n, "lateness_ms"), LATENESS_LIMIT_MS, "ms", p99("bare", n, "lateness_ms")),
         at_most(f"{SECTION}.drift", SECTION, f"p99 drift over {chunks} chunks, {n} streams",
                 p99("mockpoeti", n, "drift_ms"), DRIFT_LIMIT_MS, "ms", p99("bare", n, "drift_ms")),

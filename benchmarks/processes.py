@@ -7,6 +7,7 @@ Every process started here is stopped here: servers by their context manager
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -181,10 +182,8 @@ class PeakRss:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(1.0)
-        try:
+        with contextlib.suppress(OSError, RuntimeError):
             self.peak = max(self.peak, rss_mb(self.pid))
-        except (OSError, RuntimeError):
-            pass
 
 
 # --- load ------------------------------------------------------------------------------
@@ -316,7 +315,9 @@ def _run_json(argv: list[str], seconds: float) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def call(url: str, method: str, path: str, body: dict | None = None, api_key: str = "", timeout: float = 10.0) -> tuple[int, bytes]:
+def call(
+    url: str, method: str, path: str, body: dict | None = None, api_key: str = "", timeout: float = 10.0
+) -> tuple[int, bytes]:
     """One request over a fresh connection: (status, body)."""
     host, port = url.removeprefix("http://").rsplit(":", 1)
     connection = http.client.HTTPConnection(host, int(port), timeout=timeout)

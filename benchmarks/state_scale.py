@@ -113,7 +113,7 @@ def store_rows(plan: Plan) -> list[Row]:
             return time.perf_counter() - start
 
         recording = server.call(record_all)
-        del traces
+        traces.clear()  # the state holds them now; the list need not
         stored = server.call(lambda: len(server.state.traces))
         if stored != n:
             raise RuntimeError(f"{stored} traces stored; expected {n}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from .harness import Plan, Row, info, ratio_row, zero
-from .processes import Server, alternate, best, call, load_requests, mockpoeti_serve, reference_serve
+from .processes import Load, Server, alternate, best, call, load_requests, mockpoeti_serve, reference_serve
 
 SECTION = "throughput"
 PATH = "/v1/chat/completions"

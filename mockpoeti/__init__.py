@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
-__all__ = ["MockServer", "Settings", "MockpoetiError", "ApiError", "ConfigError", "__version__"]
+__all__ = ["ApiError", "ConfigError", "MockServer", "MockpoetiError", "Settings", "__version__"]
 
 if TYPE_CHECKING:
     from .errors import ApiError, ConfigError, MockpoetiError

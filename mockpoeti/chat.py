@@ -126,7 +126,7 @@ def _required(body: dict, field: str, kind: type, expected: str) -> Any:
     if field not in body or body[field] is None:
         raise ApiError("invalid_request", f"Missing required field '{field}'.")
     value = body[field]
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
         raise invalid(field, expected)
     return value
 
@@ -144,7 +144,7 @@ def _int(body: dict, field: str, low: int, high: int | None) -> int | None:
     value = body.get(field)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < low or high is not None and value > high:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
         raise invalid(field, f"an integer from {low}" + (f" to {high}" if high is not None else " up"))
     return value
 

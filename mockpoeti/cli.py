@@ -21,7 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8080, help="port to bind; 0 picks a free one (default: 8080)")
     serve.add_argument("--scenario", action="append", default=[], metavar="NAME_OR_FILE", help="activate a scenario (repeatable)")
-    serve.add_argument("--api-key", action="append", default=[], metavar="KEY", help="accept KEY for the default account (repeatable)")
+    serve.add_argument(
+        "--api-key", action="append", default=[], metavar="KEY", help="accept KEY for the default account (repeatable)"
+    )
     serve.add_argument("--seed", type=int, help="make ids and generated text reproducible")
     serve.add_argument("--clock", metavar="TIME", help="freeze the clock at TIME (ISO 8601 or Unix seconds)")
     serve.add_argument("--fixtures", metavar="DIR", help="a folder whose YAML files replace the shipped fixtures")

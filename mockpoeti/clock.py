@@ -8,8 +8,8 @@ can skip a minute instead of sleeping through it.
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from functools import lru_cache
-from datetime import datetime, timezone
 
 
 class Clock:
@@ -59,9 +59,9 @@ def day_of(ts: float) -> str:
 # and the same day come back thousands of times in a row.
 @lru_cache(maxsize=1024)
 def _iso_second(second: int) -> str:
-    return datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @lru_cache(maxsize=1024)
 def _day(day: int) -> str:
-    return datetime.fromtimestamp(day * 86400, timezone.utc).strftime("%Y-%m-%d")
+    return datetime.fromtimestamp(day * 86400, UTC).strftime("%Y-%m-%d")

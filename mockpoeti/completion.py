@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 from .chat import ChatRequest
-from .scenario import Respond
 from .generate import TextGenerator, canonical_json, count_tokens, derive_seed, json_text, language_of, tokenize
+from .scenario import Respond
 
 _ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 _WORD = re.compile(r"\s*\S+\s*")
@@ -136,7 +136,9 @@ def _build_choice(request: ChatRequest, generator: TextGenerator, seed: int, ind
     return finish_text(index, content, request.stop, request.max_tokens)
 
 
-def finish_text(index: int, content: str, stop: tuple[str, ...] = (), max_tokens: int | None = None, finish_reason: str = "stop") -> Choice:
+def finish_text(
+    index: int, content: str, stop: tuple[str, ...] = (), max_tokens: int | None = None, finish_reason: str = "stop"
+) -> Choice:
     """Apply `stop` and `max_tokens` the way the model would: cut, and say why."""
     cuts = [content.find(s) for s in stop if s in content]
     if cuts:
@@ -208,7 +210,9 @@ def split_text(text: str, chunk: str | int = "token") -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)]
 
 
-def stream_chunks(completion: Completion, include_usage: bool = False, chunk: str | int = "token") -> tuple[list[str], Iterator[dict]]:
+def stream_chunks(
+    completion: Completion, include_usage: bool = False, chunk: str | int = "token"
+) -> tuple[list[str], Iterator[dict]]:
     """The chunk sequence: each chunk's kind, known at once so the writer can
     plan its pacing, and the chunks themselves, made one at a time as they are
     taken (a paced stream holds one chunk, not all of them, while it lasts).
@@ -257,7 +261,7 @@ def _chunks(completion: Completion, include_usage: bool, pieces_by_choice: list,
             head = {"role": "assistant", "content": "", "refusal": None}
         yield chunk_of([delta(c.index, head)])
     for step in range(rounds):
-        for c, pieces in zip(completion.choices, pieces_by_choice):
+        for c, pieces in zip(completion.choices, pieces_by_choice, strict=False):
             if step < len(pieces):
                 piece = pieces[step]
                 if isinstance(piece, tuple):

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-EXPOSED = "X-Trace-ID, x-request-id, Retry-After, x-ratelimit-limit-requests, x-ratelimit-remaining-requests, x-ratelimit-reset-requests"
+EXPOSED = (
+    "X-Trace-ID, x-request-id, Retry-After, "
+    "x-ratelimit-limit-requests, x-ratelimit-remaining-requests, x-ratelimit-reset-requests"
+)
 
 
 @web.middleware

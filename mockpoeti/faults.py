@@ -97,7 +97,7 @@ def _stream_steps(kinds, frames, offsets, done, fault, error_frame) -> Iterator[
     after = fault.after_chunks if fault and fault.after_chunks is not None else content_count // 2
     after = min(after, content_count - 1 if kind in ("duplicate_chunk", "split_utf8") else content_count)
     sent, struck = 0, False
-    for frame_kind, data, at in zip(kinds, frames, offsets or repeat(None)):
+    for frame_kind, data, at in zip(kinds, frames, offsets or repeat(None), strict=False):
         if not struck and sent == after and frame_kind in ("content", "finish"):
             struck = True
             if kind == "disconnect":

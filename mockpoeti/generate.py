@@ -147,7 +147,7 @@ def _resolve(schema: dict, root: dict) -> dict:
 
 def _sample(schema: dict, rnd: random.Random, fk, name: str, depth: int, root: dict) -> object:
     schema = _resolve(schema, root)
-    if "enum" in schema and schema["enum"]:
+    if schema.get("enum"):
         return rnd.choice(list(schema["enum"]))
     if "const" in schema:
         return schema["const"]

@@ -30,6 +30,7 @@ class JournalEntry:
     trace_id: str
     duration_ms: float
     note: dict
+    monotonic_s: float = 0.0  # the event loop's clock at arrival: waits between attempts are measured on it
     id: int = 0
 
     def to_json(self) -> dict:
@@ -45,6 +46,7 @@ class JournalEntry:
             "status": self.status,
             "trace_id": self.trace_id,
             "duration_ms": self.duration_ms,
+            "monotonic_s": self.monotonic_s,
         }
         entry.update(self.note)
         return entry

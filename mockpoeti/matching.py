@@ -34,13 +34,16 @@ class RequestView:
     last_role: str | None = None
 
 
-def view_of(endpoint: str | None, method: str, path: str, headers: Mapping[str, str], body: Any, key: str | None = None) -> RequestView:
+def view_of(
+    endpoint: str | None, method: str, path: str, headers: Mapping[str, str], body: Any, key: str | None = None
+) -> RequestView:
     """A RequestView from the parts of a request (live, or from the journal)."""
     model, stream, message, last_role = None, False, "", None
     if isinstance(body, dict):
         model = body.get("model") if isinstance(body.get("model"), str) else None
         stream = body.get("stream") is True
-        messages = [m for m in body.get("messages") or () if isinstance(m, dict)] if isinstance(body.get("messages"), list) else []
+        raw = body.get("messages")
+        messages = [m for m in raw if isinstance(m, dict)] if isinstance(raw, list) else []
         if messages:
             last_role = messages[-1].get("role") if isinstance(messages[-1].get("role"), str) else None
             message = next((message_text(m) for m in reversed(messages) if m.get("role") == "user"), "")

@@ -19,7 +19,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--poeti-clock", default=None, help="freeze the poeti fixture's clock at this time (ISO 8601)")
     group.addoption("--poeti-fixtures", default=None, help="folder replacing mockpoeti's fixtures/*.yaml")
     group.addoption("--poeti-scenario-dir", action="append", default=[], help="folder where poeti_scenario names are looked up")
-    group.addoption("--poeti-strict", action="store_true", default=None, help="fail tests that sent requests no scenario rule answered")
+    group.addoption(
+        "--poeti-strict", action="store_true", default=None, help="fail tests that sent requests no scenario rule answered"
+    )
     parser.addini("poeti_seed", "seed for the poeti fixture's server", default="")
     parser.addini("poeti_clock", "freeze the poeti fixture's clock at this time (ISO 8601)", default="")
     parser.addini("poeti_fixtures", "folder replacing mockpoeti's fixtures/*.yaml", default="")

@@ -19,11 +19,11 @@ from .catalog import shipped_dir
 from .chat import ROLES
 from .errors import ConfigError
 from .scenario import (
-    ENDPOINTS,
-    METHODS,
-    FINISH_REASONS,
     CHUNKINGS,
+    ENDPOINTS,
     FAULTS,
+    FINISH_REASONS,
+    METHODS,
     Chaos,
     Fault,
     Match,
@@ -34,7 +34,7 @@ from .scenario import (
     ScriptedCall,
     Timing,
 )
-from .schema import AnyValue, did_you_mean, Bool, Enum, Int, ListOf, MapOf, Num, Obj, OneOf, Site, Str, load_with_lines
+from .schema import AnyValue, Bool, Enum, Int, ListOf, MapOf, Num, Obj, OneOf, Site, Str, did_you_mean, load_with_lines
 from .templating import check_template
 
 FORMAT_VERSION = 1
@@ -350,7 +350,9 @@ def _respond(r: dict, line: int) -> Respond:
         tool_calls=tuple(
             ScriptedCall(
                 name=c["name"],
-                arguments=c["arguments"] if isinstance(c.get("arguments"), str) else json.dumps(_plain(c.get("arguments") or {}), ensure_ascii=False),
+                arguments=c["arguments"]
+                if isinstance(c.get("arguments"), str)
+                else json.dumps(_plain(c.get("arguments") or {}), ensure_ascii=False),
                 id=c.get("id"),
             )
             for c in r.get("tool_calls") or ()

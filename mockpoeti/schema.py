@@ -14,7 +14,6 @@ from typing import Any
 
 import yaml
 
-
 # --- YAML that remembers where things were --------------------------------------
 
 class LineDict(dict):
@@ -68,9 +67,9 @@ for _loader in (_LineLoader, _FastLineLoader):
 def load_with_lines(text: str) -> Any:
     """Parse YAML; raises yaml.YAMLError (with problem_mark) on bad syntax."""
     try:
-        return yaml.load(text, Loader=_FastLineLoader)  # noqa: S506 - SafeLoader subclasses
+        return yaml.load(text, Loader=_FastLineLoader)
     except yaml.YAMLError:
-        return yaml.load(text, Loader=_LineLoader)  # noqa: S506
+        return yaml.load(text, Loader=_LineLoader)
 
 
 # --- where a value sits, and what is wrong with it ---------------------------------
@@ -209,7 +208,7 @@ class Num(Type):
         return self._with_description(out)
 
 
-def Int(low: int | None = None, high: int | None = None) -> Num:  # noqa: N802 - reads like a type
+def Int(low: int | None = None, high: int | None = None) -> Num:
     return Num(low, high, integer=True)
 
 
@@ -222,7 +221,8 @@ class Enum(Type):
 
     def check_value(self, value: Any, site: Site) -> None:
         if value not in self.values:
-            site.fail(f"{value!r} is not {self.noun}; {did_you_mean(value, list(self.values))}expected one of {', '.join(self.values)}")
+            hint = did_you_mean(value, list(self.values))
+            site.fail(f"{value!r} is not {self.noun}; {hint}expected one of {', '.join(self.values)}")
 
     def expected(self) -> str:
         return "one of " + ", ".join(self.values)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 DEFAULT_ROUTING = "comprehensive"
 
@@ -23,7 +23,7 @@ class Settings:
     admin_token: str | None = None
 
 
-LATEST = datetime(9999, 1, 1, tzinfo=timezone.utc).timestamp()  # so "now + a century" is still a date
+LATEST = datetime(9999, 1, 1, tzinfo=UTC).timestamp()  # so "now + a century" is still a date
 
 
 def parse_time(value: str | float | int | datetime) -> float:
@@ -51,5 +51,5 @@ def _seconds(value: str | float | int | datetime) -> float:
         except ValueError:
             moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()

@@ -73,7 +73,8 @@ class ApiKey:
             "created_at": iso(self.created_at),
         }
         if reveal:
-            out = {"id": self.id, "name": self.name, "key": self.secret, **{k: v for k, v in out.items() if k not in ("id", "name")}}
+            rest = {k: v for k, v in out.items() if k not in ("id", "name")}
+            out = {"id": self.id, "name": self.name, "key": self.secret, **rest}
         return out
 
     def admit(self, monotonic_now: float, month: str) -> dict[str, str]:
@@ -242,7 +243,8 @@ class State:
         if self.settings.history and self.catalog.history:
             from .history import generate_history
 
-            for trace in generate_history(self.catalog, list(self.keys.values()), self.clock.now(), self.settings.routing_strategy):
+            keys, routing = list(self.keys.values()), self.settings.routing_strategy
+            for trace in generate_history(self.catalog, keys, self.clock.now(), routing):
                 self.record(trace)
 
     def activate(self, scenarios: list[Scenario]) -> None:

@@ -99,4 +99,5 @@ def _journal_entry(request: web.Request, response: web.StreamResponse, started: 
         trace_id=request[TRACE_ID],
         duration_ms=round((time.perf_counter() - started) * 1000, 3),
         note=note,
+        monotonic_s=request[ARRIVED],
     )

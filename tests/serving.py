@@ -149,9 +149,9 @@ def listen_drops() -> dict[str, int]:
     """The kernel's count of connections a full listen queue refused (TcpExt in /proc/net/netstat)."""
     with open("/proc/net/netstat") as netstat:
         lines = netstat.read().splitlines()
-    for names, values in zip(lines[::2], lines[1::2]):
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
         if names.startswith("TcpExt:"):
-            table = dict(zip(names.split()[1:], (int(v) for v in values.split()[1:])))
+            table = dict(zip(names.split()[1:], (int(v) for v in values.split()[1:]), strict=False))
             return {"ListenOverflows": table["ListenOverflows"], "ListenDrops": table["ListenDrops"]}
     raise LookupError("TcpExt")
 

@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -286,7 +286,7 @@ def test_the_clock_runs_on_wall_time_until_set(http):
     clock = http.get("/__admin/clock").json()
     assert clock["frozen"] is False
     assert ISO_SECOND.fullmatch(clock["now"])
-    assert abs(clock["timestamp"] - datetime.now(timezone.utc).timestamp()) < 60
+    assert abs(clock["timestamp"] - datetime.now(UTC).timestamp()) < 60
 
 
 def test_setting_the_clock_freezes_created_and_advance_moves_it(http):

@@ -16,7 +16,6 @@ from collections import Counter, defaultdict
 import aiohttp
 import httpx
 import pytest
-
 from serving import DEFAULT_KEY, all_traces, serve
 
 CHAT = "/v1/chat/completions"

@@ -93,7 +93,7 @@ def test_every_example_answers_200_with_a_trace_id(server, tmp_path, example):
 
 
 def test_chat_example(server, tmp_path):
-    _, headers, body = run(CHAT, server, tmp_path)
+    _, _headers, body = run(CHAT, server, tmp_path)
 
     assert body["id"].startswith("chatcmpl-poeti-")
     assert body["object"] == "chat.completion"

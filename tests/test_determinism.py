@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import pytest
 
 from mockpoeti import MockServer
 
@@ -69,7 +68,7 @@ def test_same_seed_and_clock_give_byte_identical_answers():
     second = replay_on(seed=7, clock=CLOCK)
 
     assert [status for status, _, _ in first] == [200, 200, 200, 200, 404, 200, 200, 200, 200]
-    for step, (a, b) in enumerate(zip(first, second)):
+    for step, (a, b) in enumerate(zip(first, second, strict=False)):
         assert a == b, f"step {step} {SEQUENCE[step][:2]} differs"
 
 
@@ -119,5 +118,5 @@ def test_another_process_with_the_same_seed_answers_the_same_bytes():
     with serve("--seed", "7", "--clock", CLOCK) as (url, key):
         other_process = replay(url, key)
 
-    for step, (a, b) in enumerate(zip(in_process, other_process)):
+    for step, (a, b) in enumerate(zip(in_process, other_process, strict=False)):
         assert a == b, f"step {step} {SEQUENCE[step][:2]} differs"

@@ -269,7 +269,7 @@ def test_failed_chat_calls_are_traced_with_their_error(poeti, http):
                headers={"Authorization": "Bearer sk-poeti-not-a-key-we-know"})
     items = http.get("/api/v1/request-traces").json()["data"]["items"]
     assert [t["trace_id"] for t in items] == [r.headers["X-Trace-ID"] for r, _, _ in reversed(failures)]
-    for trace, (response, status, code) in zip(reversed(items), failures):
+    for trace, (response, status, code) in zip(reversed(items), failures, strict=False):
         assert (trace["status"], trace["http_status"], trace["error_code"]) == ("error", status, code)
         assert trace["error_message"] == response.json()["error"]["message"]
         assert (trace["prompt_tokens"], trace["completion_tokens"], trace["cost_usd"]) == (0, 0, 0)

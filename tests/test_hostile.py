@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
+from serving import all_traces, serve
 
 from mockpoeti import MockServer
-from serving import all_traces, serve
 
 CLOCK = "2026-04-09T14:23:18Z"
 CHAT = "/v1/chat/completions"
@@ -360,7 +360,10 @@ HOSTILE: list[Hostile] = [
     not_http("authorization-with-delete-char",
              request_head("GET", "/v1/models", [b"Authorization: Bearer " + DEFAULT_KEY.encode() + b"\x7f"], None)),
     not_http("authorization-over-64kb", request_head("GET", "/v1/models", bearer(b"a" * 70_000), None)),
-    not_http("authorization-folded", request_head("GET", "/v1/models", [b"Authorization: Bearer\r\n " + DEFAULT_KEY.encode()], None)),
+    not_http(
+        "authorization-folded",
+        request_head("GET", "/v1/models", [b"Authorization: Bearer\r\n " + DEFAULT_KEY.encode()], None),
+    ),
 
     # --- HTTP that is not HTTP ---
     not_http("content-length-negative", request_head("POST", CHAT, [*auth(), b"Content-Length: -5"], GOOD_CHAT), GOOD_CHAT),

@@ -24,10 +24,10 @@ import aiohttp
 import httpx
 import pytest
 import yaml
+from serving import DEFAULT_KEY, listen_drops, serve, tcp_states
 
 from mockpoeti import MockServer
 from mockpoeti.server import LISTEN_BACKLOG
-from serving import DEFAULT_KEY, listen_drops, serve, tcp_states
 
 CHAT = "/v1/chat/completions"
 WORDS = " ".join(f"word{i}" for i in range(24))  # a stream of 24 word chunks
@@ -117,7 +117,7 @@ async def test_a_thousand_concurrent_clients_mixing_streams_and_plain_calls(held
                     trace_id = r.headers.get("X-Trace-ID", "")
                     if r.status != 200:
                         return f"client {i}: status {r.status}: {text[:100]}"
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
+            except (TimeoutError, aiohttp.ClientError, OSError) as e:
                 return f"client {i}: {type(e).__name__}: {e}"
             if stream:
                 frames = sse_frames(text)

@@ -271,7 +271,7 @@ def test_match_non_chat_endpoint(tmp_path):
         usage = h.get("/api/v1/usage")
         traces = h.get("/api/v1/request-traces")
         content = ask(client)
-        usage_entry = [e for e in server.requests if e["path"] == "/api/v1/usage"][0]
+        usage_entry = next(e for e in server.requests if e["path"] == "/api/v1/usage")
 
     assert usage.status_code == 200
     assert usage.json() == {"code": 200, "data": {"total_requests": 4242}}
@@ -376,7 +376,10 @@ def test_templating_faker_follows_the_scenario_seed(tmp_path):
 
 def test_usage_override_shows_in_the_response_and_the_trace_cost(tmp_path):
     path = write_scenario(tmp_path, "usage-override", [
-        {"match": {"endpoint": "chat"}, "respond": {"content": "short", "usage": {"prompt_tokens": 1000, "completion_tokens": 2000}}},
+        {
+            "match": {"endpoint": "chat"},
+            "respond": {"content": "short", "usage": {"prompt_tokens": 1000, "completion_tokens": 2000}},
+        },
     ])
     price = PRICES["gpt-4o"]
     expected_cost = (1000 * price["input_price"] + 2000 * price["output_price"]) / 1_000_000

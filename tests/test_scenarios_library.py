@@ -112,7 +112,7 @@ def stream_until_error(stream) -> tuple[list[str], BaseException | None]:
             for choice in chunk.choices:
                 if choice.delta.content:
                     pieces.append(choice.delta.content)
-    except Exception as e:  # noqa: BLE001 - the test asserts the type
+    except Exception as e:
         return pieces, e
     return pieces, None
 
@@ -417,7 +417,7 @@ def test_stream_duplicate_chunk_third_piece_appears_twice():
             client.chat.completions.create(model="gpt-4o", messages=QUESTION, stream=True)
         )
 
-    assert pieces == expected[:3] + [expected[2]] + expected[3:]
+    assert pieces == [*expected[:3], expected[2], *expected[3:]]
     assert "".join(pieces) == "".join(expected[:3]) + expected[2] + "".join(expected[3:])
     assert finishes == ["stop"]
 
@@ -785,7 +785,7 @@ def test_faulted_calls_are_error_traces_and_count_in_stats(name, kind, stream):
             if stream:
                 for _ in result:
                     pass
-        except Exception:  # noqa: BLE001 - what the SDK shows is tested above; here, the books
+        except Exception:
             pass
         traces = wait_for(lambda: list_traces(server))
         stats = trace_stats(server)

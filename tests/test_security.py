@@ -24,10 +24,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from serving import DEFAULT_KEY, console_script, serve
 
 from mockpoeti import MockServer
 from mockpoeti.state import State
-from serving import DEFAULT_KEY, console_script, serve
 
 CHAT = "/v1/chat/completions"
 KEYS = "/api/v1/api-keys"
@@ -301,7 +301,7 @@ def test_python_yaml_tags_are_refused_with_file_and_line_and_never_run(tmp_path)
     files = {name: tagged_scenario(tmp_path, name, tag, marker) for name, tag in PYTHON_TAGS.items()}
     laughs = tmp_path / "billion-laughs.yaml"
     laughs.write_text("version: 1\nname: laughs\na: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
-                      + "".join(f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+                      + "".join(f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=False))
                       + "rules: *i\n", encoding="utf-8")
 
     started = time.monotonic()

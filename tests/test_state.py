@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import httpx
 import openai
 import pytest
+from serving import all_traces
 
 from mockpoeti import MockServer
-from serving import all_traces
 
 CLOCK = "2026-04-09T14:23:18Z"
 DEFAULT_KEY = "sk-poeti-mockpoeti-default-key"

@@ -14,7 +14,6 @@ from ..settings import parse_time
 from ..tracing import STATE
 from ..wire import json_response, read_json
 
-
 MAX_ADVANCE_S = 100 * 366 * 86400  # a century: far enough, and the clock stays a date
 MAX_SCENARIO_FILE_BYTES = 1024 * 1024
 

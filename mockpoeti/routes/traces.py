@@ -64,7 +64,7 @@ async def get_stats(request: web.Request) -> web.Response:
     models = state.catalog.models
 
     def keep(k: int, m: str | None) -> bool:
-        if key_id is not None and k != key_id or model is not None and m != model:
+        if (key_id is not None and k != key_id) or (model is not None and m != model):
             return False
         return provider is None or (m in models and models[m].owned_by == provider)
 
