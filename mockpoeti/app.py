@@ -1,39 +1,46 @@
-"""make_app: one aiohttp application around one State.
-
-The middleware order is the request's path: (CORS preflights answered first) tracing (trace id, error format,
-journal) -> metering (chat calls become traces) -> auth (key, account, limits)
--> scripting (does a scenario rule answer?) -> the route's handler.
-"""
+"""make_runner: one server around one State: the state, the routes, the pipeline
+every request goes through (`pipeline.py`), and the connection edge (`edge.py`)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from .auth import authenticate
-from .catalog import load_catalog
-from .cors import answer_preflight
-from .metering import meter_chat_calls
-from .routes import add_routes
-from .scripting import follow_scenarios
+from .catalog import Catalog, load_catalog
+from .edge import MAX_HEADER_BYTES, Server
+from .pipeline import Pipeline
+from .routes import make_router
+from .scenario import Scenario
 from .settings import Settings
 from .state import State
-from .tracing import STATE, trace_requests
+
+# aiohttp waits this long for a handler to finish, then as long again after asking it to stop,
+# before it cancels it: a paced stream never finishes early, so stopping takes twice this.
+SHUTDOWN_TIMEOUT_S = 0.4
 
 
-def make_app(settings: Settings | None = None) -> web.Application:
+def make_state(settings: Settings | None = None) -> State:
     settings = settings or Settings()
     catalog = load_catalog(settings.fixtures)
-    state = State(catalog, settings, _scenarios(settings, catalog))
-    app = web.Application(
-        middlewares=[answer_preflight, trace_requests, meter_chat_calls, authenticate, follow_scenarios],
-        client_max_size=settings.max_body_bytes,
+    return State(catalog, settings, _scenarios(settings, catalog))
+
+
+def make_runner(settings: Settings) -> tuple[State, web.ServerRunner]:
+    """The state and a runner to serve it; called in the loop that will serve."""
+    state = make_state(settings)
+    server = Server(
+        Pipeline(state, make_router()),
+        state=state,
+        header_timeout=settings.header_timeout_s,
+        max_body_bytes=settings.max_body_bytes,
+        keepalive_timeout=settings.keepalive_timeout_s,
+        access_log=None,  # the journal is the log; a line per request costs throughput
+        max_field_size=MAX_HEADER_BYTES,  # so a huge header reaches us and gets a formatted error
+        max_line_size=MAX_HEADER_BYTES,
     )
-    app[STATE] = state
-    add_routes(app)
-    return app
+    return state, web.ServerRunner(server, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
 
 
-def _scenarios(settings: Settings, catalog) -> list:
+def _scenarios(settings: Settings, catalog: Catalog) -> list[Scenario]:
     if not settings.scenarios:
         return []  # no files: the YAML machinery need not even be imported
     from .scenario_file import load_scenarios

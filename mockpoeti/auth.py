@@ -5,44 +5,41 @@ from __future__ import annotations
 
 import hmac
 
-from aiohttp import web
-
+from .call import Call
 from .errors import ApiError
-from .metering import TRACE
-from .state import ApiKey, key_prefix
-from .tracing import EXTRA_HEADERS, STATE
-
-API_KEY = web.RequestKey("mockpoeti.api_key", ApiKey)
-PUBLIC_ROUTES = frozenset({"openapi"})
+from .records import key_prefix
 
 
-@web.middleware
-async def authenticate(request: web.Request, handler) -> web.StreamResponse:
-    route = request.match_info.route.name
-    state = request.app[STATE]
-    if route is None:  # no such path or method: a 404/405 (unless a scenario answers it)
-        return await handler(request)
-    if route.startswith("admin"):
-        _check_admin(request, state.settings.admin_token)
-        return await handler(request)
-    if route in PUBLIC_ROUTES:
-        return await handler(request)
-    key = state.find_key(bearer_token(request))
+def check_headers(call: Call) -> None:
+    """Header values are text: bytes that are not UTF-8 are refused, not stored to break the journal.
+    (In `Authorization` they make a key that does not exist: that is auth's 401.)"""
+    for name, value in call.headers.items():
+        if not value.isascii() and name.lower() != "authorization":
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ApiError("invalid_request", f"The value of header '{_shown(name)}' is not valid UTF-8.") from None
+
+
+def _shown(name: str) -> str:
+    return name.encode("utf-8", "replace").decode("utf-8", "replace")[:64]
+
+
+def authenticate(call: Call) -> None:
+    """The caller's key, admitted (chat calls also pass its rate limit and budget), or `invalid_api_key`."""
+    state = call.state
+    key = state.find_key(bearer_token(call.headers.getall("Authorization", [])))
     if key is None:
         raise ApiError("invalid_api_key", "The provided API key is invalid or has been revoked.")
-    trace = request.get(TRACE)
-    if trace is not None:  # a known key's failures are traced too
-        trace.account, trace.key_id, trace.key_prefix = key.account, key.id, key_prefix(key.secret)
+    call.key_seen = key  # a known key's failures are traced too
     if not key.is_active:
         raise ApiError("invalid_api_key", f"The API key '{key_prefix(key.secret)}' has been revoked.")
-    request[API_KEY] = key
-    if route == "chat":
-        request[EXTRA_HEADERS] = state.admit(key)
-    return await handler(request)
+    if call.endpoint == "chat":
+        call.add_headers(state.admit(key))
+    call.key = key
 
 
-def bearer_token(request: web.Request) -> str:
-    values = request.headers.getall("Authorization", [])
+def bearer_token(values: list[str]) -> str:
     if not values:
         raise ApiError("invalid_api_key", "Missing API key. Send it as 'Authorization: Bearer YOUR_KEY'.")
     scheme, _, token = values[0].strip().partition(" ")
@@ -52,9 +49,14 @@ def bearer_token(request: web.Request) -> str:
     return token
 
 
-def _check_admin(request: web.Request, token: str | None) -> None:
+def check_admin(call: Call) -> None:
+    """With an admin token set, /__admin/ needs it (`X-Admin-Token`, or `Authorization: Bearer`, any case)."""
+    token = call.state.settings.admin_token
     if token is None:
         return
-    given = request.headers.get("X-Admin-Token") or request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    given = call.headers.get("X-Admin-Token")
+    if given is None:
+        scheme, _, rest = call.headers.get("Authorization", "").strip().partition(" ")
+        given = rest.strip() if scheme.lower() == "bearer" else ""
     if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), token.encode("utf-8", "surrogateescape")):
         raise ApiError("invalid_api_key", "This admin API needs the server's admin token (X-Admin-Token header).")

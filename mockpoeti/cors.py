@@ -10,16 +10,19 @@ EXPOSED = (
 )
 
 
-@web.middleware
-async def answer_preflight(request: web.Request, handler) -> web.StreamResponse:
-    if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
-        return web.Response(status=204, headers={
-            "Access-Control-Allow-Origin": request.headers.get("Origin", "*"),
-            "Access-Control-Allow-Methods": "GET, POST, PUT, DELETE, OPTIONS",
-            "Access-Control-Allow-Headers": request.headers.get("Access-Control-Request-Headers", "*"),
-            "Access-Control-Max-Age": "600",
-        })
-    return await handler(request)
+def is_preflight(request: web.BaseRequest) -> bool:
+    return request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers
+
+
+def preflight(request: web.BaseRequest) -> web.Response:
+    """Any origin may call: the answer names the asking origin, so caches must keep one per origin."""
+    return web.Response(status=204, headers={
+        "Access-Control-Allow-Origin": request.headers.get("Origin", "*"),
+        "Access-Control-Allow-Methods": "GET, POST, PUT, DELETE, OPTIONS",
+        "Access-Control-Allow-Headers": request.headers.get("Access-Control-Request-Headers", "*"),
+        "Access-Control-Max-Age": "600",
+        "Vary": "Origin, Access-Control-Request-Method, Access-Control-Request-Headers",
+    })
 
 
 def allow_origin(response: web.StreamResponse) -> None:

@@ -18,13 +18,20 @@ class ApiError(MockpoetiError):
     """
 
     def __init__(
-        self, code: str, message: str | None = None, *, headers: dict[str, str] | None = None, status: int | None = None
+        self,
+        code: str,
+        message: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        status: int | None = None,
+        close: bool = False,
     ):
         super().__init__(message or code)
         self.code = code
         self.message = message
         self.headers = headers or {}
         self.status = status  # overrides the catalog's (scenarios may script any status)
+        self.close = close  # the connection cannot be trusted any further (a body that cannot be decoded)
 
 
 class ConfigError(MockpoetiError):

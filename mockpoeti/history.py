@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 
 from .catalog import Catalog
-from .state import ApiKey, Trace, key_prefix
+from .records import ApiKey, Trace, key_prefix
 
 DAY = 86_400
 

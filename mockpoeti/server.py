@@ -10,73 +10,21 @@
 from __future__ import annotations
 
 import asyncio
-import logging
-import re
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 
-from .app import make_app
-from .errors import ApiError
+from .app import make_runner
 from .settings import Settings, parse_time
 from .state import State
-from .tracing import STATE
-from .wire import error_response
+
+if TYPE_CHECKING:
+    from .stubs import StubHandle
 
 T = TypeVar("T")
 LISTEN_BACKLOG = 2048  # aiohttp's 128 drops connections in a burst of a few hundred clients
-MAX_HEADER_BYTES = 65536
-# aiohttp waits this long for a handler to finish, then as long again after asking it to stop,
-# before it cancels it: a paced stream never finishes early, so stopping takes twice this.
-SHUTDOWN_TIMEOUT_S = 0.4
-_QUOTED = re.compile(r":|\n| b?'| b?\"")  # where aiohttp's parser messages start quoting the request
-
-log = logging.getLogger("mockpoeti")
-
-
-class _Connection(web.RequestHandler):
-    """aiohttp's connection handler, but what its HTTP parser refuses (a NUL in a header, a
-    line over the limit, two Content-Lengths) gets the one error format and an X-Trace-ID like
-    every other error, and neither the answer nor the log quotes the refused bytes: aiohttp
-    quotes them in both, and they may hold a key."""
-
-    def handle_error(self, request, status: int = 500, exc: BaseException | None = None, message: str | None = None):
-        if status >= 500:
-            self.log_exception("Error handling request", exc_info=exc)
-        else:
-            log.debug("refused a malformed request: %s", type(exc).__name__)
-        if request.writer.output_size > 0:  # as aiohttp: a response is under way, only closing is left
-            raise ConnectionError("Response is sent already, cannot send another response with the error message")
-        state: State = self._manager.state
-        if status >= 500:
-            error = ApiError("internal_error")
-        else:
-            error = ApiError("payload_too_large" if status == 413 else "invalid_request", _refusal(exc), status=status)
-        response = error_response(state.catalog, error)
-        trace_id = state.new_trace_id()
-        response.headers["X-Trace-ID"] = response.headers["x-request-id"] = trace_id
-        response.force_close()
-        return response
-
-
-def _refusal(exc: BaseException | None) -> str:
-    if isinstance(exc, LineTooLong):
-        return f"The request line or a header is longer than {MAX_HEADER_BYTES} bytes."
-    reason = exc.message if isinstance(exc, HttpProcessingError) and isinstance(exc.message, str) else ""
-    reason = _QUOTED.split(reason, maxsplit=1)[0].strip()
-    return f"The request is not valid HTTP/1.1{': ' + reason if reason else ''}."
-
-
-class _Server(web.Server):
-    """aiohttp's low-level server, making `_Connection`s (AppRunner has no hook for that)."""
-
-    state: State
-
-    def __call__(self) -> web.RequestHandler:
-        return _Connection(self, loop=self._loop, **self._kwargs)
 
 
 def _elsewhere(differences: list[str]) -> bool:
@@ -112,8 +60,8 @@ class MockServer:
         )
         self.host = host
         self.port = port
-        self.app: web.Application | None = None
-        self._runner: web.AppRunner | None = None
+        self._state: State | None = None
+        self._runner: web.BaseRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._api_key = ""
@@ -136,9 +84,9 @@ class MockServer:
 
     @property
     def state(self) -> State:
-        if self.app is None:
+        if self._state is None:
             raise RuntimeError("the server is not running")
-        return self.app[STATE]
+        return self._state
 
     # --- what it saw -----------------------------------------------------------
 
@@ -157,8 +105,9 @@ class MockServer:
         moment = None if clock is None else parse_time(clock)
         self.call(lambda: self.state.reset(seed, loaded, moment))
 
-    def use(self, *scenarios: str) -> None:
-        """Switch the active scenarios now (names or paths); state is kept."""
+    def use(self, *scenarios: str | dict) -> None:
+        """Switch the active scenarios now (names, paths, or inline scenario dicts); state
+        and stubs are kept."""
         loaded = self._load(scenarios)
         self.call(lambda: self.state.activate(loaded))
 
@@ -210,10 +159,93 @@ class MockServer:
             self.call(self.state.server_errors.clear)
             raise ServerError("mockpoeti failed while serving a request:\n" + "\n".join(errors))
 
-    def _load(self, scenarios) -> list:
-        from .scenario_file import load_scenarios
+    # --- stubs and retries --------------------------------------------------------
 
-        return load_scenarios(scenarios, self.state.catalog.errors)
+    def stub(self, respond: str | dict | list, *, times: int | None = None, **match: Any) -> StubHandle:
+        """Answer matching requests with `respond` (a scenario rule's respond, a list of them
+        played in turn with the last repeating, or a string: the answer's content). `match`
+        takes a scenario match's keys; with neither `endpoint` nor `path` the stub answers
+        chat calls. Stubs are tried before scenario rules, the latest first; `reset()`
+        removes them. Raises ValueError when the stub is not valid."""
+        __tracebackhide__ = True
+        from .errors import ConfigError
+        from .scenario_file import parse_stub
+        from .stubs import StubHandle
+
+        spec: dict[str, Any] = {"match": match, "respond": respond}
+        if times is not None:
+            spec["times"] = times
+        try:
+            rule, spec = parse_stub(spec, self.state.catalog.errors)
+        except ConfigError as e:
+            raise ValueError("; ".join(e.problems)) from None
+
+        def add() -> StubHandle:
+            registry = self.state.playbook.stubs
+            return StubHandle(self, registry.add(rule, spec), registry)
+
+        return self.call(add)
+
+    @property
+    def stubs(self) -> list[dict]:
+        """The stubs, in the order they are tried (newest first), with their call counts."""
+        return self.call(lambda: [stub.to_json() for stub in self.state.playbook.stubs.newest_first()])
+
+    def attempts(self) -> list[list[dict]]:
+        """The journal grouped into logical calls, oldest first: each call is the list of its
+        attempts (journal entries), each with `wait_s`, the seconds between the previous
+        attempt's answer and this request (None for the first), and `retry_after`, what that
+        answer's Retry-After asked for (None if it did not). A request continues a call when it
+        carries `x-stainless-retry-count` > 0, or repeats (same key and body) a call whose
+        last attempt failed less than 30 s earlier."""
+        from .retries import group_attempts, retry_after
+
+        calls = group_attempts(self.requests)
+        for call in calls:
+            for attempt in call:
+                attempt["retry_after"] = retry_after(attempt)
+        return calls
+
+    def assert_retried(
+        self,
+        *,
+        max_attempts: int | None = None,
+        honours_retry_after: bool = True,
+        backoff: str = "exponential",
+        retries_only_on: tuple[int, ...] | list[int] = (429, 500, 502, 503, 504),
+    ) -> list[list[dict]]:
+        """Assert the client retried as the reference says: only `retries_only_on` statuses,
+        never sooner than Retry-After (`honours_retry_after`), with waits that grow
+        (`backoff="exponential"`; `"any"` skips that), at most `max_attempts` attempts per call,
+        and never giving up on a retriable failure at once. Raises AssertionError naming the
+        attempt at fault; returns `attempts()`."""
+        __tracebackhide__ = True
+        from .retries import verdict
+
+        calls = self.attempts()
+        problem = verdict(
+            calls,
+            max_attempts=max_attempts,
+            honours_retry_after=honours_retry_after,
+            backoff=backoff,
+            retries_only_on=retries_only_on,
+        )
+        if problem:
+            raise AssertionError(problem)
+        return calls
+
+    def _load(self, scenarios) -> list:
+        """Scenarios from names and paths (files), and from inline dicts, in the order given."""
+        from .scenario_file import load_scenarios, parse_scenario
+
+        codes = self.state.catalog.errors
+        loaded = []
+        for item in scenarios:
+            if isinstance(item, dict):
+                loaded.append(parse_scenario(item, f"<inline {item.get('name', 'scenario')}>", codes))
+            else:
+                loaded.extend(load_scenarios([item], codes))
+        return loaded
 
     def call(self, fn: Callable[[], T]) -> T:
         """Run fn on the server's loop (state is only ever touched from there)."""
@@ -228,18 +260,8 @@ class MockServer:
     # --- in the caller's event loop -------------------------------------------
 
     async def start(self) -> MockServer:
-        self.app = make_app(self.settings)
-        self._runner = web.AppRunner(
-            self.app,
-            access_log=None,  # the journal is the log; a line per request costs throughput
-            handle_signals=False,
-            shutdown_timeout=SHUTDOWN_TIMEOUT_S,
-            max_field_size=MAX_HEADER_BYTES,  # so a huge header reaches us and gets a formatted error
-            max_line_size=MAX_HEADER_BYTES,
-        )
+        self._state, self._runner = make_runner(self.settings)
         await self._runner.setup()
-        self._runner.server.__class__ = _Server
-        self._runner.server.state = self.app[STATE]
         site = web.TCPSite(self._runner, self.host, self.port, backlog=LISTEN_BACKLOG, reuse_address=True)
         try:
             await site.start()

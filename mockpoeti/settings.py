@@ -13,6 +13,7 @@ class Settings:
     seed: int | None = None
     fixtures: str | None = None  # a folder replacing any of fixtures/*.yaml
     scenarios: tuple[str, ...] = ()  # names of shipped scenarios or paths
+    scenario_dirs: tuple[str, ...] = ()  # folders the admin API may load scenario files from (besides those of `scenarios`)
     api_keys: tuple[str, ...] = ()  # extra keys for the default account: no limits
     clock: float | None = None  # frozen at this Unix time; None = wall clock
     history: bool = False  # seed trace history from fixtures/history.yaml
@@ -21,6 +22,9 @@ class Settings:
     max_body_bytes: int = 4 * 1024 * 1024
     routing_strategy: str = DEFAULT_ROUTING
     admin_token: str | None = None
+    header_timeout_s: float = 15.0  # a new connection's first request headers must be in by then
+    keepalive_timeout_s: float = 75.0  # an idle keep-alive connection is closed after this
+    max_keys_per_account: int = 1_000
 
 
 LATEST = datetime(9999, 1, 1, tzinfo=UTC).timestamp()  # so "now + a century" is still a date

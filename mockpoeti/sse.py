@@ -16,9 +16,9 @@ from collections.abc import Iterable, Iterator
 
 from aiohttp import web
 
+from .call import Call, Delivery
 from .faults import Step
 from .scenario import Pacing
-from .tracing import ARRIVED, JOURNAL, STREAM, stamp
 from .wire import encode
 
 DONE = b"data: [DONE]\n\n"
@@ -28,7 +28,6 @@ HEADERS = {
     "Connection": "keep-alive",
     "X-Accel-Buffering": "no",
 }
-GONE_POLL_S = 0.05
 
 
 def frame(data: dict) -> bytes:
@@ -61,58 +60,49 @@ def _deadlines(kinds: list[str], pacing: Pacing, rnd: random.Random) -> Iterator
         yield max(0.0, deadline + jitter)
 
 
-async def perform(request: web.Request, response: web.StreamResponse, steps: Iterable[Step]) -> web.StreamResponse:
-    """Carry out a plan. Notes in the journal what was sent and whether the client left."""
+async def perform(call: Call, response: web.StreamResponse, steps: Iterable[Step], content_chunks: int = 0) -> web.StreamResponse:
+    """Carry out a plan, noting on the call what was sent and whether the client left.
+
+    A client that leaves is noticed by aiohttp, which cancels this handler: a held
+    line needs no polling, and the cancellation reaches the pipeline, which records it."""
     loop = asyncio.get_running_loop()
-    arrived = request.get(ARRIVED, loop.time())
-    note = request.setdefault(JOURNAL, {})
-    sent = {"headers_sent": False, "chunks_sent": 0, "bytes_sent": 0, "completed": False, "interrupted": False}
+    request = call.request
+    sent = call.delivery = Delivery(content_chunks)
     try:
         for step in steps:
             if step.op == "headers":
                 if step.length is not None:
                     response.content_length = step.length
-                stamp(request, response)
+                call.stamp(response)
                 await response.prepare(request)
-                request[STREAM] = response
-                sent["headers_sent"] = True
+                call.stream = response
+                sent.headers_sent = True
             elif step.op == "write":
                 if step.at is not None:
-                    delay = arrived + step.at - loop.time()
+                    delay = call.arrived + step.at - loop.time()
                     if delay > 0:
                         await asyncio.sleep(delay)
                 await response.write(step.data)
-                sent["bytes_sent"] += len(step.data)
-                sent["chunks_sent"] += step.content
+                sent.bytes_sent += len(step.data)
+                sent.chunks_sent += step.content
             elif step.op == "pause":
                 await asyncio.sleep(step.seconds or 0)
             elif step.op == "hold":
-                if await _hold(request, step.seconds):
-                    sent["interrupted"] = True
-                    break
+                await (asyncio.sleep(step.seconds) if step.seconds is not None else loop.create_future())
             elif step.op == "abort":
                 _abort(request)
                 break
             elif step.op == "eof":
                 await response.write_eof()
-                sent["completed"] = True
+                sent.completed = True
     except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError):
-        sent["interrupted"] = True
-    note["delivery"] = sent
+        sent.interrupted = True
+    except asyncio.CancelledError:
+        sent.interrupted = True
+        raise
     if not response.prepared:  # reset or hang before any header: nothing was answered
-        request[STREAM] = response
+        call.stream = response
     return response
-
-
-async def _hold(request: web.Request, seconds: float | None) -> bool:
-    """Silence until the client leaves (True) or `seconds` pass (False)."""
-    loop = asyncio.get_running_loop()
-    end = None if seconds is None else loop.time() + seconds
-    while request.transport is not None and not request.transport.is_closing():
-        if end is not None and loop.time() >= end:
-            return False
-        await asyncio.sleep(GONE_POLL_S if end is None else min(GONE_POLL_S, max(0.0, end - loop.time())))
-    return True
 
 
 def _abort(request: web.Request) -> None:

@@ -8,206 +8,29 @@ so usage and stats stay exact and O(days) after old traces are evicted.
 
 from __future__ import annotations
 
-import hashlib
-import math
 import random
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from .catalog import Catalog, Model
-from .clock import Clock, day_of, iso
+from .catalog import Catalog
+from .clock import Clock, day_of
 from .errors import ApiError
 from .generate import TextGenerator
+from .journal import JournalEntry
 from .matching import Playbook
+from .records import KEY_ALPHABET, ApiKey, Sums, Trace, digest
 from .scenario import Scenario
 from .settings import Settings
-
-if TYPE_CHECKING:
-    from .journal import JournalEntry
-
-NANOS = 1_000_000_000
-KEY_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
-
-
-def usd(nanos: int) -> float:
-    return round(nanos / NANOS, 9)
-
-
-def key_prefix(secret: str) -> str:
-    """What listings, the journal and logs show of a key: never the whole of it."""
-    return secret[: min(13, len(secret) // 2)] + "..."
-
-
-def digest(secret: str) -> bytes:
-    # Keys are found by their hash, so lookup time says nothing about a key's characters.
-    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).digest()
-
-
-@dataclass(slots=True, eq=False)
-class ApiKey:
-    id: int
-    account: str
-    name: str
-    secret: str
-    created_at: float
-    monthly_budget: float | None = None
-    rate_limit: int | None = None
-    is_active: bool = True
-    total_requests: int = 0
-    total_cost_nanos: int = 0
-    spent_nanos: dict[str, int] = field(default_factory=dict)  # by month, "YYYY-MM"
-    window: deque = field(default_factory=deque)  # monotonic times of admitted calls, last minute
-
-    def to_json(self, reveal: bool = False) -> dict:
-        out = {
-            "id": self.id,
-            "name": self.name,
-            "key_prefix": key_prefix(self.secret),
-            "is_active": self.is_active,
-            "monthly_budget": self.monthly_budget,
-            "rate_limit": self.rate_limit,
-            "total_requests": self.total_requests,
-            "total_cost": usd(self.total_cost_nanos),
-            "created_at": iso(self.created_at),
-        }
-        if reveal:
-            rest = {k: v for k, v in out.items() if k not in ("id", "name")}
-            out = {"id": self.id, "name": self.name, "key": self.secret, **rest}
-        return out
-
-    def admit(self, monotonic_now: float, month: str) -> dict[str, str]:
-        """Let one call through, or raise `rate_limit_exceeded` / `budget_exceeded`.
-
-        Returns the rate-limit headers OpenAI clients read (`x-ratelimit-*`).
-        """
-        if self.monthly_budget is not None and self.spent_nanos.get(month, 0) >= round(self.monthly_budget * NANOS):
-            raise ApiError(
-                "budget_exceeded",
-                f"API key '{key_prefix(self.secret)}' has used its monthly budget of ${self.monthly_budget:g}.",
-            )
-        if self.rate_limit is None:
-            return {}
-        window = self.window
-        while window and window[0] <= monotonic_now - 60:
-            window.popleft()
-        if len(window) >= self.rate_limit:
-            wait = max(1, math.ceil(window[0] + 60 - monotonic_now))
-            raise ApiError(
-                "rate_limit_exceeded",
-                f"Rate limit of {self.rate_limit} requests per minute exceeded for API key "
-                f"'{key_prefix(self.secret)}'. Retry after {wait} seconds.",
-                headers={
-                    "Retry-After": str(wait),
-                    "x-ratelimit-limit-requests": str(self.rate_limit),
-                    "x-ratelimit-remaining-requests": "0",
-                    "x-ratelimit-reset-requests": f"{wait}s",
-                },
-            )
-        window.append(monotonic_now)
-        return {
-            "x-ratelimit-limit-requests": str(self.rate_limit),
-            "x-ratelimit-remaining-requests": str(self.rate_limit - len(window)),
-            "x-ratelimit-reset-requests": f"{max(0.0, window[0] + 60 - monotonic_now):.0f}s",
-        }
-
-
-@dataclass(slots=True)
-class Trace:
-    trace_id: str
-    account: str
-    key_id: int
-    key_prefix: str
-    created_at: float
-    routing_strategy: str
-    model: str | None = None
-    provider: str | None = None
-    status: str = "success"
-    http_status: int = 200
-    stream: bool = False
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    prompt_cost_nanos: int = 0
-    completion_cost_nanos: int = 0
-    latency_ms: int = 0
-    error_code: str | None = None
-    error_message: str | None = None
-    completion_id: str | None = None
-    interrupted: bool = False
-
-    @property
-    def cost_nanos(self) -> int:
-        return self.prompt_cost_nanos + self.completion_cost_nanos
-
-    def price(self, model: Model | None) -> None:
-        if model is not None:
-            self.prompt_cost_nanos = model.cost_nanos(self.prompt_tokens, 0)
-            self.completion_cost_nanos = model.cost_nanos(0, self.completion_tokens)
-
-    def to_json(self) -> dict:
-        return {
-            "trace_id": self.trace_id,
-            "model": self.model,
-            "provider": self.provider,
-            "status": self.status,
-            "http_status": self.http_status,
-            "error_code": self.error_code,
-            "error_message": self.error_message,
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "total_tokens": self.prompt_tokens + self.completion_tokens,
-            "cost_usd": usd(self.cost_nanos),
-            "prompt_cost_usd": usd(self.prompt_cost_nanos),
-            "completion_cost_usd": usd(self.completion_cost_nanos),
-            "latency_ms": self.latency_ms,
-            "routing_strategy": self.routing_strategy,
-            "stream": self.stream,
-            "interrupted": self.interrupted,
-            "api_key_id": self.key_id,
-            "key_prefix": self.key_prefix,
-            "request_id": self.completion_id,
-            "created_at": iso(self.created_at),
-        }
-
-
-@dataclass(slots=True)
-class Sums:
-    requests: int = 0
-    successes: int = 0
-    errors: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_nanos: int = 0
-    latency_ms: int = 0
-
-    def add(self, other: Sums | Trace) -> None:
-        if isinstance(other, Trace):
-            self.requests += 1
-            self.successes += other.status == "success"
-            self.errors += other.status != "success"
-            self.prompt_tokens += other.prompt_tokens
-            self.completion_tokens += other.completion_tokens
-            self.cost_nanos += other.cost_nanos
-            self.latency_ms += other.latency_ms
-            return
-        for name in Sums.__slots__:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-
-    @property
-    def tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
 
 # Running sums: account -> day -> (key id, model) -> Sums
 Aggregates = dict[str, dict[str, dict[tuple[int, str | None], Sums]]]
 
 
 class State:
-    def __init__(self, catalog: Catalog, settings: Settings, scenarios: list[Scenario] = ()):
+    def __init__(self, catalog: Catalog, settings: Settings, scenarios: list[Scenario] | None = None):
         self.catalog = catalog
         self.settings = settings
-        self.initial_scenarios = list(scenarios)
+        self.initial_scenarios = list(scenarios or ())
         self.clock = Clock(settings.clock)
         self.text = TextGenerator(catalog.sentences)
         self.reset()
@@ -223,6 +46,7 @@ class State:
         self.clock.reset(clock)
         self.keys: dict[bytes, ApiKey] = {}
         self.keys_by_id: dict[int, ApiKey] = {}
+        self.keys_by_account: dict[str, list[ApiKey]] = {}
         self.traces: deque[Trace] = deque()
         self.stored: dict[str, int] = {}  # account -> traces it has in `traces`
         self.traces_by_id: dict[str, Trace] = {}
@@ -248,8 +72,8 @@ class State:
                 self.record(trace)
 
     def activate(self, scenarios: list[Scenario]) -> None:
-        """Switch the active scenarios; their counters start over."""
-        self.playbook = Playbook(scenarios, self.seed)
+        """Switch the active scenarios; their counters start over. Stubs stay."""
+        self.playbook = Playbook(scenarios, self.seed, self.playbook.stubs)
 
     # --- ids ---------------------------------------------------------------
 
@@ -274,6 +98,12 @@ class State:
         return self.keys.get(digest(secret))
 
     def create_key(self, account: str, name: str, monthly_budget: float | None, rate_limit: int | None) -> ApiKey:
+        limit = self.settings.max_keys_per_account
+        if len(self.keys_by_account.get(account, ())) >= limit:
+            raise ApiError(
+                "key_limit_exceeded",
+                f"This account has {limit} API keys (revoked ones included), the most it may have.",
+            )
         secret = "sk-poeti-" + "".join(self.rng.choice(KEY_ALPHABET) for _ in range(32))
         return self._add_key(account, name, secret, monthly_budget, rate_limit, True)
 
@@ -282,6 +112,7 @@ class State:
         self._next_key_id += 1
         self.keys[digest(secret)] = key
         self.keys_by_id[key.id] = key
+        self.keys_by_account.setdefault(account, []).append(key)
         return key
 
     def account_key(self, account: str, key_id: int) -> ApiKey | None:
@@ -290,7 +121,7 @@ class State:
         return key if key is not None and key.account == account else None
 
     def account_keys(self, account: str) -> list[ApiKey]:
-        return [k for k in self.keys_by_id.values() if k.account == account]
+        return self.keys_by_account.get(account, [])
 
     def admit(self, key: ApiKey) -> dict[str, str]:
         now = self.clock.now()

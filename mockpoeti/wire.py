@@ -11,8 +11,6 @@ from aiohttp import web
 from .catalog import Catalog
 from .errors import ApiError
 
-BODY = web.RequestKey("mockpoeti.body", object)  # request key: the parsed JSON body, for the journal
-BODY_ERROR = web.RequestKey("mockpoeti.body_error", ApiError)
 # Deeper than any real request, and shallow enough for every recursive step
 # after parsing (matching, the journal, orjson's own limit of 254 when writing).
 MAX_DEPTH = 100
@@ -53,39 +51,25 @@ def _no_constants(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
-async def peek_json(request: web.Request) -> Any:
-    """The body as JSON for matching, or None when it is not JSON (no error yet)."""
-    try:
-        return await read_json(request)
-    except ApiError:
-        return None
-
-
-async def read_json(request: web.Request) -> Any:
-    """The body as JSON, or `invalid_request` / `payload_too_large` saying what is wrong.
-
-    Parsed once per request: the outcome, body or error, is kept on the request.
-    """
-    if BODY in request:
-        return request[BODY]
-    if BODY_ERROR in request:
-        raise request[BODY_ERROR]
-    try:
-        body = request[BODY] = await _parse_json(request)
-    except ApiError as e:
-        request[BODY_ERROR] = e
-        raise
-    return body
-
-
-async def _parse_json(request: web.Request) -> Any:
-    limit = request.app._client_max_size  # the same limit aiohttp enforces while reading
+async def read_raw(request: web.BaseRequest, limit: int) -> bytes:
+    """The body's bytes, or `payload_too_large` / `invalid_request` saying why they cannot be had."""
     if request.content_length is not None and request.content_length > limit:
         raise ApiError("payload_too_large", f"The request body is {request.content_length} bytes; the limit is {limit} bytes.")
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise ApiError("payload_too_large", f"The request body is larger than the limit of {limit} bytes.") from None
+    except web.RequestPayloadError:
+        # a Content-Encoding the body does not have: no more of it is worth reading
+        request.content.feed_eof()
+        encoding = request.headers.get("Content-Encoding", "")
+        message = f"The request body could not be decoded as Content-Encoding '{encoding[:40]}'."
+        raise ApiError("invalid_request", message, close=True) from None
+    return raw
+
+
+def parse_json(raw: bytes) -> Any:
+    """JSON, or `invalid_request` saying exactly what is wrong with it."""
     try:
         body = orjson.loads(raw)  # the fast path: strict UTF-8, no NaN, no lone surrogates
     except orjson.JSONDecodeError:

@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-from aiohttp import web
-
+from ..router import Router
 from . import admin, chat, keys, models, openapi, traces, usage
 
 
-def add_routes(app: web.Application) -> None:
-    r = app.router
+def make_router() -> Router:
+    r = Router()
     r.add_post("/v1/chat/completions", chat.create_chat_completion, name="chat")
     r.add_get("/v1/models", models.list_models, name="models")
     r.add_get("/v1/models/{model_id}", models.get_model, name="model")
@@ -23,3 +22,4 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/api/v1/request-traces/{trace_id}", traces.get_trace, name="trace")
     r.add_get("/openapi.json", openapi.get_document, name="openapi")
     admin.add_routes(r)
+    return r

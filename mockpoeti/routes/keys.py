@@ -10,12 +10,11 @@ import re
 
 from aiohttp import web
 
-from ..auth import API_KEY
+from ..call import Call
 from ..errors import ApiError, invalid
-from ..params import number_field, text_field
-from ..state import ApiKey
-from ..tracing import STATE
-from ..wire import json_response, read_json
+from ..params import ascii_digits, number_field, text_field
+from ..records import ApiKey
+from ..wire import json_response
 
 MAX_BUDGET_USD = 1_000_000_000
 MAX_RATE_LIMIT = 1_000_000_000
@@ -25,13 +24,13 @@ MAX_RATE_LIMIT = 1_000_000_000
 UNSHOWABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
-async def list_keys(request: web.Request) -> web.Response:
-    keys = request.app[STATE].account_keys(request[API_KEY].account)
+async def list_keys(call: Call) -> web.Response:
+    keys = call.state.account_keys(call.account)
     return json_response({"code": 200, "data": [k.to_json() for k in keys]})
 
 
-async def create_key(request: web.Request) -> web.Response:
-    body = await read_json(request)
+async def create_key(call: Call) -> web.Response:
+    body = await call.json()
     if not isinstance(body, dict):
         raise ApiError("invalid_request", "Invalid value for 'body': expected a JSON object with 'name'.")
     name = text_field(body, "name", 1, 128)
@@ -43,27 +42,25 @@ async def create_key(request: web.Request) -> web.Response:
         )
     budget = number_field(body, "monthly_budget", 0, MAX_BUDGET_USD)
     rate_limit = number_field(body, "rate_limit", 1, MAX_RATE_LIMIT, integer=True)
-    key = request.app[STATE].create_key(
-        request[API_KEY].account, name, None if budget is None else float(budget), rate_limit
+    key = call.state.create_key(
+        call.account, name, None if budget is None else float(budget), rate_limit
     )
     return json_response({"code": 200, "data": key.to_json(reveal=True)})
 
 
-async def get_key(request: web.Request) -> web.Response:
-    return json_response({"code": 200, "data": _own_key(request).to_json()})
+async def get_key(call: Call) -> web.Response:
+    return json_response({"code": 200, "data": _own_key(call).to_json()})
 
 
-async def revoke_key(request: web.Request) -> web.Response:
-    key = _own_key(request)
+async def revoke_key(call: Call) -> web.Response:
+    key = _own_key(call)
     key.is_active = False
     return json_response({"code": 200, "data": key.to_json()})
 
 
-def _own_key(request: web.Request) -> ApiKey:
-    raw = request.match_info["key_id"]
-    # ASCII digits only: str.isdigit() also takes '²' and '１', which int() refuses or reads as 1
-    digits = raw.isascii() and raw.isdigit() and len(raw) < 19
-    key = request.app[STATE].account_key(request[API_KEY].account, int(raw)) if digits else None
+def _own_key(call: Call) -> ApiKey:
+    raw = call.params["key_id"]
+    key = call.state.account_key(call.account, int(raw)) if ascii_digits(raw) else None
     if key is None:
         raise ApiError("not_found", f"No API key with id '{raw}'.")
     return key

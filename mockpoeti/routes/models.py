@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ..call import Call
 from ..errors import ApiError
-from ..tracing import STATE
 from ..wire import json_response
 
 
-async def list_models(request: web.Request) -> web.Response:
-    models = request.app[STATE].catalog.models.values()
+async def list_models(call: Call) -> web.Response:
+    models = call.state.catalog.models.values()
     return json_response({"object": "list", "data": [m.to_json() for m in models]})
 
 
-async def get_model(request: web.Request) -> web.Response:
-    model_id = request.match_info["model_id"]
-    model = request.app[STATE].catalog.models.get(model_id)
+async def get_model(call: Call) -> web.Response:
+    model_id = call.params["model_id"]
+    model = call.state.catalog.models.get(model_id)
     if model is None:
         raise ApiError("model_not_found", f"The model '{model_id}' does not exist or you do not have access to it.")
     return json_response(model.to_json())

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from ..call import Call
 from ..catalog import load_yaml
 from ..wire import dumps
 
@@ -18,5 +19,5 @@ def openapi_json() -> str:
     return dumps(load_yaml(DOCUMENT))
 
 
-async def get_document(request: web.Request) -> web.Response:
+async def get_document(call: Call) -> web.Response:
     return web.Response(text=openapi_json(), content_type="application/json")

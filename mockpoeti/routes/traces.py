@@ -7,17 +7,16 @@ from itertools import islice
 
 from aiohttp import web
 
-from ..auth import API_KEY
+from ..call import Call
 from ..clock import day_of
 from ..errors import ApiError
 from ..params import choice_param, date_range, int_param, page_params
-from ..state import Sums, Trace, usd
-from ..tracing import STATE
+from ..records import Sums, Trace, usd
 from ..wire import json_response
 
 
-async def list_traces(request: web.Request) -> web.Response:
-    query = request.query
+async def list_traces(call: Call) -> web.Response:
+    query = call.query
     page, page_size = page_params(query)
     status = choice_param(query, "status", ("success", "error"))
     model, provider, key_id = query.get("model") or None, query.get("provider") or None, _key_id(query)
@@ -33,7 +32,7 @@ async def list_traces(request: web.Request) -> web.Response:
             and (day_to is None or day_of(t.created_at) <= day_to)
         )
 
-    state, account = request.app[STATE], request[API_KEY].account
+    state, account = call.state, call.account
     matching = state.account_traces(account, keep)
     start = (page - 1) * page_size
     if not any(f is not None for f in (status, model, provider, key_id, day_from, day_to)):
@@ -49,16 +48,16 @@ async def list_traces(request: web.Request) -> web.Response:
     return json_response({"code": 200, "data": {"items": items, "total": total, "page": page, "page_size": page_size}})
 
 
-async def get_trace(request: web.Request) -> web.Response:
-    trace_id = request.match_info["trace_id"]
-    trace = request.app[STATE].find_trace(request[API_KEY].account, trace_id)
+async def get_trace(call: Call) -> web.Response:
+    trace_id = call.params["trace_id"]
+    trace = call.state.find_trace(call.account, trace_id)
     if trace is None:
         raise ApiError("not_found", f"No request trace with id '{trace_id}'.")
     return json_response({"code": 200, "data": trace.to_json()})
 
-async def get_stats(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    query = request.query
+async def get_stats(call: Call) -> web.Response:
+    state = call.state
+    query = call.query
     day_from, day_to = date_range(query)
     model, provider, key_id = query.get("model") or None, query.get("provider") or None, _key_id(query)
     models = state.catalog.models
@@ -69,7 +68,7 @@ async def get_stats(request: web.Request) -> web.Response:
         return provider is None or (m in models and models[m].owned_by == provider)
 
     total = Sums()
-    for sums in state.sums_by_model(request[API_KEY].account, day_from, day_to, keep).values():
+    for sums in state.sums_by_model(call.account, day_from, day_to, keep).values():
         total.add(sums)
     n = total.requests
     return json_response({
@@ -81,7 +80,7 @@ async def get_stats(request: web.Request) -> web.Response:
         "total_completion_tokens": total.completion_tokens,
         "total_cost_usd": usd(total.cost_nanos),
         "avg_latency_ms": round(total.latency_ms / n) if n else 0,
-        "avg_cost_per_request": usd(total.cost_nanos // n) if n else 0.0,
+        "avg_cost_per_request": usd(round(total.cost_nanos / n)) if n else 0.0,
         "success_rate": round(total.successes / n, 4) if n else 0.0,
     })
 

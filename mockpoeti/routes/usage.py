@@ -9,22 +9,21 @@ from datetime import date, timedelta
 
 from aiohttp import web
 
-from ..auth import API_KEY
+from ..call import Call
 from ..clock import day_of
 from ..params import date_range, int_param
-from ..state import Sums, usd
-from ..tracing import STATE
+from ..records import Sums, usd
 from ..wire import json_response
 
 
-async def get_usage(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    day_from, day_to = date_range(request.query)
+async def get_usage(call: Call) -> web.Response:
+    state = call.state
+    day_from, day_to = date_range(call.query)
     if day_from is None and day_to is None:
         day_from, day_to = month_of(day_of(state.clock.now()))
-    key_id = int_param(request.query, "key_id", None, 1)
+    key_id = int_param(call.query, "key_id", None, 1)
     by_model = state.sums_by_model(
-        request[API_KEY].account, day_from, day_to, lambda k, m: key_id is None or k == key_id
+        call.account, day_from, day_to, lambda k, m: key_id is None or k == key_id
     )
     total = Sums()
     for sums in by_model.values():
