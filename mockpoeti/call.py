@@ -133,14 +133,14 @@ class Call:
     async def json(self) -> Any:
         """The body as JSON, parsed once; or the `ApiError` that says what is wrong with it."""
         if self.body_error is not None:
-            raise self.body_error
+            raise self.body_error.again()
         if self.raw is None:
             try:
                 self.raw = await read_raw(self.request, self.state.settings.max_body_bytes)
                 self.body = parse_json(self.raw)
             except ApiError as e:
                 self.raw = self.raw or b""
-                self.body_error = e
+                self.body_error = e.again()  # a copy without the traceback, whose frames would hold this call in a cycle
                 raise
         return self.body
 

@@ -8,14 +8,22 @@ import gc
 import ipaddress
 import signal
 import sys
+from typing import NoReturn
 
 from . import __version__
 
 
+class _Parser(argparse.ArgumentParser):
+    """A usage mistake is one line on stderr and exit 2 (`--help` shows the usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mockpoeti", description="An offline test double of the poeti.ai API.")
+    parser = _Parser(prog="mockpoeti", description="An offline test double of the poeti.ai API.")
     parser.add_argument("--version", action="version", version=f"mockpoeti {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     serve = commands.add_parser("serve", help="run the server until SIGINT/SIGTERM")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
@@ -28,19 +36,69 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--clock", metavar="TIME", help="freeze the clock at TIME (ISO 8601 or Unix seconds)")
     serve.add_argument("--fixtures", metavar="DIR", help="a folder whose YAML files replace the shipped fixtures")
     serve.add_argument("--history", action="store_true", help="seed trace history from fixtures/history.yaml")
-    serve.add_argument("--admin-token", metavar="TOKEN", help="require TOKEN (X-Admin-Token) on /__admin/")
-    serve.add_argument("--max-traces", type=int, default=100_000, metavar="N", help="traces kept (default: 100000)")
-    serve.add_argument("--max-journal", type=int, default=1_000, metavar="N", help="journal entries kept (default: 1000)")
+    serve.add_argument("--admin-token", type=_token, metavar="TOKEN", help="require TOKEN (X-Admin-Token) on /__admin/")
+    serve.add_argument("--max-traces", type=_count, default=100_000, metavar="N", help="traces kept (default: 100000)")
+    serve.add_argument("--max-journal", type=_count, default=1_000, metavar="N", help="journal entries kept (default: 1000)")
+    serve.add_argument(
+        "--max-keys", type=_count, default=1_000, metavar="N", help="API keys an account may have (default: 1000)"
+    )
+    serve.add_argument(
+        "--header-timeout", type=_seconds, default=15.0, metavar="SECONDS",
+        help="close a connection whose first request headers are not in by then (default: 15)",
+    )
+    serve.add_argument(
+        "--keepalive-timeout", type=_seconds, default=75.0, metavar="SECONDS",
+        help="close an idle keep-alive connection after this (default: 75)",
+    )
 
     validate = commands.add_parser("validate", help="check scenario files; one FILE:LINE: message per problem")
     validate.add_argument("targets", nargs="+", metavar="FILE_OR_DIR")
     validate.add_argument("--fixtures", metavar="DIR", help="the fixtures whose error catalog the files may use")
 
+    record = commands.add_parser("record", help="proxy to the real gateway and write what it answers as a scenario file")
+    record.add_argument("--upstream", required=True, metavar="URL", help="the gateway to record, e.g. https://api.poeti.ai")
+    record.add_argument("--out", required=True, metavar="FILE", help="the scenario file to write (every few seconds and on exit)")
+    record.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    record.add_argument("--port", type=int, default=8080, help="port to bind; 0 picks a free one (default: 8080)")
+    record.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS",
+                        help="answer 504 when the upstream is silent this long (default: 600)")
+    record.add_argument("--flush-seconds", type=float, default=2.0, metavar="SECONDS",
+                        help="write FILE this often while recording (default: 2)")
+    record.add_argument("--fixtures", metavar="DIR", help="the fixtures whose error catalog FILE may use")
+
     commands.add_parser("schema", help="print the scenario files' JSON Schema")
     commands.add_parser("openapi", help="print the OpenAPI 3.1 document of the served API")
 
     args = parser.parse_args(argv)
-    return {"serve": _serve, "validate": _validate, "schema": _schema, "openapi": _openapi}[args.command](args)
+    return {"serve": _serve, "record": _record, "validate": _validate, "schema": _schema, "openapi": _openapi}[args.command](args)
+
+
+def _count(text: str) -> int:
+    """A bound: a whole number from 1 (0 would make every chat call fail, -1 crash the server)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 1_000_000_000:
+        raise argparse.ArgumentTypeError(f"{value} is out of range; expected 1 to 1000000000")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= 86_400:
+        raise argparse.ArgumentTypeError(f"{text} is out of range; expected more than 0 and at most 86400 seconds")
+    return value
+
+
+def _token(text: str) -> str:
+    """An empty admin token would silently guard nothing."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the admin token must not be empty")
+    return text
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -67,6 +125,12 @@ def _validate(args: argparse.Namespace) -> int:
     if not problems:
         print(f"{len(files)} scenario file{'s' if len(files) != 1 else ''} valid")
     return 1 if problems else 0
+
+
+def _record(args: argparse.Namespace) -> int:
+    from .record import run_recorder
+
+    return run_recorder(args.upstream, args.out, args.host, args.port, args.timeout, args.flush_seconds, args.fixtures)
 
 
 def _openapi(args: argparse.Namespace) -> int:
@@ -104,6 +168,9 @@ def _serve(args: argparse.Namespace) -> int:
             admin_token=args.admin_token,
             max_traces=args.max_traces,
             max_journal=args.max_journal,
+            max_keys_per_account=args.max_keys,
+            header_timeout_s=args.header_timeout,
+            keepalive_timeout_s=args.keepalive_timeout,
         )
     except ValueError as e:
         print(f"mockpoeti: --clock: {e}", file=sys.stderr)

@@ -33,6 +33,10 @@ class ApiError(MockpoetiError):
         self.status = status  # overrides the catalog's (scenarios may script any status)
         self.close = close  # the connection cannot be trusted any further (a body that cannot be decoded)
 
+    def again(self) -> ApiError:
+        """The same error, fresh: to keep or raise again without the frames of the first raise."""
+        return ApiError(self.code, self.message, headers=self.headers, status=self.status, close=self.close)
+
 
 class ConfigError(MockpoetiError):
     """A fixture or scenario file that cannot be used, with where and why."""

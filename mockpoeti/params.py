@@ -16,14 +16,18 @@ MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
 
 
+def ascii_digits(text: str, most: int = 18) -> bool:
+    """1 to `most` ASCII digits. int() would also take ' 1', '+1', '1_000' and Arabic-Indic
+    digits, and str.isdigit() takes '²' and full-width digits; 18 digits always fit in 64 bits."""
+    return 0 < len(text) <= most and text.isascii() and text.isdigit()
+
+
 def int_param(query: Mapping[str, str], name: str, default: int | None, low: int, high: int | None = None) -> int | None:
     raw = query.get(name)
     if raw is None or raw == "":
         return default
     expected = f"an integer from {low}" + (f" to {high}" if high is not None else " up")
-    digits = raw[1:] if raw[:1] == "-" else raw
-    # ASCII digits only: int() would also take ' 1', '+1', '1_000' and '١'
-    if not (digits.isascii() and digits.isdigit()) or len(digits) > 18:
+    if not ascii_digits(raw[1:] if raw[:1] == "-" else raw):
         raise invalid(name, expected)
     value = int(raw)
     if value < low or (high is not None and value > high):
@@ -79,6 +83,8 @@ def number_field(body: dict, name: str, low: float, high: float, integer: bool =
     if value is None:
         return None
     kinds = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value) or not low <= value <= high:
+    # an integer is compared as it is: math.isfinite() cannot take one beyond float range (10**400)
+    finite = isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+    if isinstance(value, bool) or not isinstance(value, kinds) or not finite or not low <= value <= high:
         raise invalid(name, f"{'an integer' if integer else 'a number'} from {low:g} to {high:g}")
     return value

@@ -35,7 +35,10 @@ def parse_time(value: str | float | int | datetime) -> float:
 
     Raises ValueError for anything that is not a moment between 1970 and 9999.
     """
-    seconds = _seconds(value)
+    try:
+        seconds = _seconds(value)
+    except OverflowError:  # an integer beyond float range, a year past 9999
+        raise ValueError(f"{str(value)[:40]!r} is not a time between 1970 and 9899") from None
     if not 0 <= seconds < LATEST - 100 * 366 * 86400:  # NaN fails this too
         raise ValueError(f"{value!r} is not a time between 1970 and 9899")
     return seconds

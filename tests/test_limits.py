@@ -1,0 +1,264 @@
+"""Every request's work and memory are bounded, clients that leave cost nothing, idle
+connections are closed, and odd input is a 400, never a 500. Each test attacks a
+running `mockpoeti serve` and, while it does, checks that another client is answered
+promptly, and that the server's memory stays within a stated bound."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import socket
+import subprocess
+import threading
+import time
+
+import httpx
+import openai
+import pytest
+
+from tests.serving import DEFAULT_KEY, all_traces, console_script, serve
+
+CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+AUTH = {"Authorization": f"Bearer {DEFAULT_KEY}"}
+PROBE_LIMIT_S = 1.0  # a probe call on another connection is answered within this while an attack runs
+
+
+def raw_request(port: int, head: bytes, body: bytes = b"", *, read: bool = True) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head + body)
+        if not read:
+            return b""
+        chunks = []
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                break
+            chunks.append(data)
+            if b"\r\n\r\n" in b"".join(chunks) and _complete(b"".join(chunks)):
+                break
+        return b"".join(chunks)
+
+
+def _complete(answer: bytes) -> bool:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            return len(body) >= int(line.split(b":")[1])
+    return False
+
+
+def head_of(method: str, path: str, headers: dict[str, str], length: int) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {length}"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+class Probe:
+    """Calls the server on a connection of its own while an attack runs, noting the slowest answer."""
+
+    def __init__(self, url: str):
+        self.url, self.slowest, self.failures, self.calls = url, 0.0, 0, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.url, headers=AUTH, timeout=10) as http:
+            while not self._stop.is_set():
+                started = time.perf_counter()
+                ok = http.get("/v1/models").status_code == 200
+                self.slowest = max(self.slowest, time.perf_counter() - started)
+                self.calls += 1
+                self.failures += not ok
+                self._stop.wait(0.02)
+
+    def __enter__(self) -> Probe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        assert self.calls > 0 and self.failures == 0
+        assert self.slowest < PROBE_LIMIT_S, f"a probe waited {self.slowest:.2f} s while the attack ran"
+
+
+def error_of(response: httpx.Response) -> tuple[int, str]:
+    body = response.json()
+    assert set(body) == {"error"} and response.headers["X-Trace-ID"]
+    return response.status_code, body["error"]["code"]
+
+
+def test_unauthenticated_and_compressed_bodies_of_4_mib_keep_memory_flat():
+    bomb = b"[" + b"[]," * (4 * 1024 * 1024 // 3 - 2) + b"[]]"
+    packed = gzip.compress(bomb)
+    with serve() as server:
+        base = server.rss_kib()
+        with Probe(server.url):
+            for i in range(41):
+                head = head_of("POST", "/v1/chat/completions", {"Content-Type": "application/json"}, len(bomb))
+                answer = raw_request(server.port, head, bomb)
+                assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
+                zipped = head_of("POST", "/v1/chat/completions", {**AUTH, "Content-Encoding": "gzip"}, len(packed))
+                answer = raw_request(server.port, zipped, packed)
+                assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+        grown_mib = (server.rss_kib() - base) / 1024
+        journal = httpx.get(server.url + "/__admin/requests").json()["requests"]
+    print(f"\n82 requests of 4 MiB (41 without a key, 41 gzip-compressed): RSS grew {grown_mib:.1f} MiB")
+    assert grown_mib < 80  # was past 4 GiB: the journal kept every parsed body
+    refused = [e for e in journal if e["status"] == 401]
+    assert refused and all(e["body_truncated"] and e["body_bytes"] == len(bomb) for e in refused)
+    assert all(len(e["body"]) <= 1024 for e in refused)
+
+
+def test_a_body_that_is_not_what_its_content_encoding_says_is_a_400():
+    with serve() as server, httpx.Client(base_url=server.url, headers=AUTH) as http:
+        refused = http.post("/v1/chat/completions", content=json.dumps(CHAT), headers={"Content-Encoding": "gzip",
+                                                                                         "Content-Type": "application/json"})
+        assert error_of(refused) == (400, "invalid_request")
+        assert "Content-Encoding" in refused.json()["error"]["message"]
+        assert http.post("/v1/chat/completions", json=CHAT).status_code == 200
+        server.stop()
+    assert "Traceback" not in server.stderr
+
+
+def test_a_huge_model_name_is_stored_cut_short():
+    name = "m" * 4_000_000  # under the 4 MiB body limit
+    with serve() as server, httpx.Client(base_url=server.url, headers=AUTH, timeout=30) as http:
+        base = server.rss_kib()
+        for _ in range(60):
+            assert error_of(http.post("/v1/chat/completions", json={**CHAT, "model": name})) == (404, "model_not_found")
+        grown_mib = (server.rss_kib() - base) / 1024
+        traces = all_traces(http)
+    print(f"\n60 calls naming a 4 MB model: RSS grew {grown_mib:.1f} MiB")
+    assert grown_mib < 60  # 510 such calls reached 4 GiB
+    assert len(traces) == 60 and all(len(t["model"]) <= 256 and t["model"].startswith("mmm") for t in traces)
+    assert all(len(t["error_message"]) <= 1024 for t in traces)
+
+
+def test_clients_that_hang_up_mid_body_leave_no_500_no_traceback_and_no_growth():
+    with serve("--max-traces", "100", "--max-journal", "100") as server:  # what is stored is capped: the rest must not grow
+        base = server.rss_kib()
+        with Probe(server.url):
+            for _ in range(2000):
+                head = head_of("POST", "/v1/chat/completions", {**AUTH, "Content-Type": "application/json"}, 100_000)
+                raw_request(server.port, head, b'{"model": "gpt-4o", "mess', read=False)
+        time.sleep(0.5)
+        grown_mib = (server.rss_kib() - base) / 1024
+        with httpx.Client(base_url=server.url, headers=AUTH) as http:
+            traces = all_traces(http)
+            assert http.post("/v1/chat/completions", json=CHAT).status_code == 200
+        server.stop()
+    print(f"\n2,000 clients hanging up mid-body: RSS grew {grown_mib:.1f} MiB")
+    assert "Traceback" not in server.stderr and "Error" not in server.stderr
+    assert grown_mib < 10
+    assert traces and all(t["http_status"] != 500 and t["error_code"] != "internal_error" for t in traces)
+    assert {t["error_code"] for t in traces} == {"client_disconnected"}
+    assert all(t["interrupted"] for t in traces)
+
+
+def scenario_file(tmp_path, respond: dict) -> str:
+    path = tmp_path / "slow.yaml"
+    path.write_text(json.dumps({"name": "slow", "rules": [{"match": {"endpoint": "chat"}, "respond": respond}]}))
+    return str(path)
+
+
+def test_a_plain_call_whose_client_gave_up_is_traced_as_interrupted(tmp_path):
+    with serve("--scenario", scenario_file(tmp_path, {"content": "late", "latency_ms": 1500})) as server:
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key=DEFAULT_KEY, max_retries=0, timeout=0.3)
+        with pytest.raises(openai.APITimeoutError):
+            client.chat.completions.create(**CHAT)
+        time.sleep(0.3)
+        with httpx.Client(base_url=server.url, headers=AUTH) as http:
+            [trace] = all_traces(http)
+    assert trace["interrupted"] and trace["error_code"] == "client_disconnected"
+    assert trace["http_status"] == 0 and trace["completion_tokens"] == 0 and trace["cost_usd"] == 0  # nothing was sent
+
+
+def test_an_interrupted_stream_is_billed_for_the_tokens_it_sent(tmp_path):
+    paced = {"stream": {"interval_ms": 30}, "content": " ".join(["word"] * 60)}
+    with serve("--scenario", scenario_file(tmp_path, paced)) as server:
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key=DEFAULT_KEY, max_retries=0)
+        stream = client.chat.completions.create(**CHAT, stream=True)
+        received = 0
+        for chunk in stream:
+            received += bool(chunk.choices and chunk.choices[0].delta.content)
+            if received == 10:
+                break
+        stream.close()
+        time.sleep(0.3)
+        with httpx.Client(base_url=server.url, headers=AUTH) as http:
+            [trace] = all_traces(http)
+            [entry] = [e for e in http.get("/__admin/requests").json()["requests"] if e["endpoint"] == "chat"]
+    sent = entry["delivery"]["chunks_sent"]
+    assert trace["interrupted"] and 10 <= sent < 60
+    assert trace["completion_tokens"] == sent  # a chunk is a token when streams are cut by token (the default)
+
+
+def test_connections_that_send_nothing_or_sit_idle_are_closed():
+    with serve("--header-timeout", "0.5", "--keepalive-timeout", "0.5") as server:
+        slow = socket.create_connection(("127.0.0.1", server.port))
+        slow.sendall(b"GET /v1/models HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
+        idle = socket.create_connection(("127.0.0.1", server.port))
+        idle.sendall(b"GET /__admin/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert idle.recv(65536).startswith(b"HTTP/1.1 200")
+        for sock in (slow, idle):
+            sock.settimeout(5)
+            started = time.perf_counter()
+            assert sock.recv(65536) == b""  # the server closed it
+            assert time.perf_counter() - started < 3
+            sock.close()
+
+
+def test_odd_input_is_a_400_never_a_500():
+    with serve() as server, httpx.Client(base_url=server.url, headers=AUTH) as http:
+        header = http.post("/v1/chat/completions", json=CHAT, headers={"X-Note": b"caf\xe9"})
+        assert error_of(header) == (400, "invalid_request")
+        assert http.get("/__admin/requests").status_code == 200
+        for field in ("monthly_budget", "rate_limit"):
+            body = '{"name": "big", "%s": 1%s}' % (field, "0" * 400)
+            answer = http.post("/api/v1/api-keys", content=body, headers={"Content-Type": "application/json"})
+            assert error_of(answer) == (400, "invalid_request") and field in answer.json()["error"]["message"]
+        assert http.get("/__admin/requests").status_code == 200
+
+
+@pytest.mark.parametrize("args", [("--max-traces", "0"), ("--max-journal", "-1"), ("--admin-token", ""), ("--max-keys", "x")])
+def test_the_cli_refuses_values_that_cannot_work_with_one_line(args):
+    done = subprocess.run([console_script(), "serve", "--port", "0", *args], capture_output=True, text=True, timeout=20)
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1 and args[0] in done.stderr
+
+
+def test_an_account_has_at_most_max_keys_keys():
+    with serve("--max-keys", "3") as server, httpx.Client(base_url=server.url, headers=AUTH) as http:
+        have = len(http.get("/api/v1/api-keys").json()["data"])
+        made = [http.post("/api/v1/api-keys", json={"name": f"k{i}"}) for i in range(3 - have + 1)]
+    assert [m.status_code for m in made[:-1]] == [200] * (3 - have)
+    assert error_of(made[-1]) == (400, "key_limit_exceeded") and "3" in made[-1].json()["error"]["message"]
+
+
+def test_secrets_stay_out_of_the_journal_and_templates(tmp_path):
+    echo = scenario_file(tmp_path, {"content": "auth={{ headers.authorization }}"})
+    with serve("--scenario", echo, "--admin-token", "s3cret") as server:
+        with httpx.Client(base_url=server.url, headers=AUTH) as http:
+            said = http.post("/v1/chat/completions", json=CHAT).json()["choices"][0]["message"]["content"]
+            http.get("/v1/models", params={"api_key": DEFAULT_KEY})
+        journal = httpx.get(server.url + "/__admin/requests", headers={"Authorization": "bearer s3cret"})
+    assert said.startswith("auth=Bearer sk-poeti-") and DEFAULT_KEY not in said
+    assert journal.status_code == 200  # the admin token takes the Bearer scheme in any case
+    assert DEFAULT_KEY not in journal.text and journal.json()["requests"][-1]["query"]["api_key"].endswith("...")
+
+
+def test_a_preflight_is_journaled_with_a_trace_id_and_varies_by_origin(poeti):
+    answer = httpx.options(poeti.base_url + "/chat/completions", headers={
+        "Origin": "https://dash.example", "Access-Control-Request-Method": "POST"})
+    assert answer.status_code == 204 and answer.headers["Access-Control-Allow-Origin"] == "https://dash.example"
+    assert "Origin" in answer.headers["Vary"]
+    assert poeti.last_request["trace_id"] == answer.headers["X-Trace-ID"] and poeti.last_request["method"] == "OPTIONS"
+
+
+def test_a_scripted_error_is_traced_with_its_model(poeti, client):
+    poeti.use("rate-limited")
+    with pytest.raises(openai.RateLimitError):
+        client.chat.completions.create(model="gpt-4o-mini", messages=CHAT["messages"])
+    [trace] = poeti.traces
+    assert (trace["model"], trace["provider"], trace["error_code"]) == ("gpt-4o-mini", "openai", "rate_limit_exceeded")
