@@ -1,7 +1,7 @@
 """The pytest plugin (entry point `pytest11`): fixture `poeti`, marker `poeti_scenario`.
 
 One server per session (per xdist worker), started on first use on a free
-port; every test gets it reset to fresh state. Kept import-light: pytest loads
+port; every test gets it reset to fresh state (no stubs, its markers' scenarios). Kept import-light: pytest loads
 this module in every session once mockpoeti is installed, so mockpoeti itself
 (and aiohttp) is imported only when a test asks for the fixture.
 """
@@ -20,18 +20,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--poeti-fixtures", default=None, help="folder replacing mockpoeti's fixtures/*.yaml")
     group.addoption("--poeti-scenario-dir", action="append", default=[], help="folder where poeti_scenario names are looked up")
     group.addoption(
-        "--poeti-strict", action="store_true", default=None, help="fail tests that sent requests no scenario rule answered"
+        "--poeti-strict", action="store_true", default=None,
+        help="fail tests that sent requests no stub or scenario rule answered",
     )
     parser.addini("poeti_seed", "seed for the poeti fixture's server", default="")
     parser.addini("poeti_clock", "freeze the poeti fixture's clock at this time (ISO 8601)", default="")
     parser.addini("poeti_fixtures", "folder replacing mockpoeti's fixtures/*.yaml", default="")
     parser.addini("poeti_scenario_dirs", "folders where poeti_scenario names are looked up", type="paths", default=[])
-    parser.addini("poeti_strict", "fail tests that sent requests no scenario rule answered", type="bool", default=False)
+    parser.addini("poeti_strict", "fail tests that sent requests no stub or scenario rule answered", type="bool", default=False)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "poeti_scenario(*names): activate mockpoeti scenarios (names or paths) for this test")
-    config.addinivalue_line("markers", "poeti_strict: fail this test if a request was not answered by a scenario rule")
+    config.addinivalue_line("markers", "poeti_strict: fail this test if a request was not answered by a stub or scenario rule")
 
 
 # --- configuration fixtures: override any of them in a conftest.py -------------------
@@ -76,17 +77,18 @@ def poeti_strict(pytestconfig: pytest.Config) -> bool:
 # --- the servers ---------------------------------------------------------------
 
 @pytest.fixture(scope="session")
-def poeti_server(poeti_seed: int | None, poeti_fixtures_dir: str | None):
+def poeti_server(poeti_seed: int | None, poeti_fixtures_dir: str | None, poeti_scenario_dirs: list[Path]):
     """The session's server (one per xdist worker). Prefer `poeti`, which resets it."""
     from .server import MockServer
 
-    with MockServer(seed=poeti_seed, fixtures=poeti_fixtures_dir) as server:
+    folders = tuple(str(folder) for folder in poeti_scenario_dirs)  # the admin API may load files from them
+    with MockServer(seed=poeti_seed, fixtures=poeti_fixtures_dir, scenario_dirs=folders) as server:
         yield server
 
 
 @pytest.fixture
 def poeti(request: pytest.FixtureRequest, poeti_server, poeti_seed, poeti_clock, poeti_scenario_dirs, poeti_strict):
-    """A running mockpoeti with fresh state: keys, traces, usage, journal, clock, RNG."""
+    """A running mockpoeti with fresh state: keys, traces, usage, journal, clock, RNG, no stubs."""
     names = [name for marker in request.node.iter_markers("poeti_scenario") for name in marker.args]
     scenarios = [_locate(n, poeti_scenario_dirs) for n in names]
     poeti_server.reset(seed=poeti_seed, scenarios=scenarios, clock=poeti_clock)

@@ -125,6 +125,7 @@ class Match:
     body: Any = None
     key: str | None = None
     last_role: str | None = None
+    tools: bool | frozenset[str] | None = None  # any tool, none, or exactly these function names
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,10 +137,13 @@ class Rule:
     match: Match
     responses: tuple[Respond, ...]
     times: int | None = None
+    stub_id: int | None = None  # a stub (a rule added at run time) rather than a scenario file's rule
 
     @property
     def label(self) -> str:
-        return f"{self.scenario}/rules[{self.index}]" + (f" ({self.name})" if self.name else "")
+        """How the journal names the rule that answered: `retry/rules[0] (name)`, `stub#3`."""
+        where = f"stub#{self.stub_id}" if self.stub_id is not None else f"{self.scenario}/rules[{self.index}]"
+        return where + (f" ({self.name})" if self.name else "")
 
 
 @dataclass(frozen=True, slots=True)

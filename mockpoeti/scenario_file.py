@@ -76,7 +76,7 @@ def _timing(timing: dict, site: Site) -> None:
 
 
 def _fault_params(fault: dict, site: Site) -> None:
-    allowed = FAULTS.get(fault.get("kind"))
+    allowed = FAULTS.get(str(fault.get("kind")))
     if allowed is None:
         return  # the kind itself is already reported
     lines = getattr(fault, "key_lines", {})
@@ -160,6 +160,9 @@ MATCH = Obj({
     "body": MapOf(AnyValue()).described("A JSON subset the request body must contain"),
     "key": Str().described("The API key (exact, or a glob such as sk-poeti-acme-*)"),
     "last_role": Enum(ROLES, "a message role").described("Role of the request's last message, e.g. tool"),
+    "tools": OneOf(Bool(), ListOf(Str(), 1), noun="true, false or a list of tool names").described(
+        "true: the request declares at least one tool; false: none; a list: exactly these function names (any order)"
+    ),
 }, noun="a match: {endpoint, model, stream, message, ...}")
 
 RULE = Obj({
@@ -168,6 +171,10 @@ RULE = Obj({
     "respond": OneOf(RESPOND, ListOf(RESPOND, 1), noun="a response or a list of responses"),
     "times": Int(1, 10**9),
 }, required=("respond",), noun="a rule: {match, respond, times}")
+
+_STUB = Obj(
+    RULE.fields, required=RULE.required, noun="a stub: {match, respond, times} (respond may be a string)"
+)
 
 CHAOS = Obj({
     "rate": Num(0, 1),
@@ -281,6 +288,37 @@ def parse_scenario(data: Any, source: str, error_codes: Iterable[str]) -> Scenar
     return _build(data, source)
 
 
+def parse_stub(data: Any, error_codes: Iterable[str], source: str = "stub") -> tuple[Rule, dict]:
+    """A stub, `{match, respond, times, name}`, checked exactly like a scenario's rule.
+
+    `respond` may also be a string (short for `{content: ...}`), alone or in a list;
+    without `endpoint` or `path`, a stub matches chat calls. Returns the rule and
+    the stub as it will be listed (plain JSON). Raises ConfigError with the problems,
+    each `path: message` (no FILE:LINE: a stub has no file).
+    """
+    site = Site(source, context={"codes": set(error_codes)})
+    if isinstance(data, dict):
+        data = _plain(data)
+        if "respond" in data:
+            data["respond"] = _short_respond(data["respond"])
+        if isinstance(data.get("match"), dict) and not {"endpoint", "path"} & data["match"].keys():
+            data["match"] = {"endpoint": "chat", **data["match"]}
+    _STUB.check(data, site)
+    if site.problems:
+        raise ConfigError([p.removeprefix(f"{source}:1: ") for p in site.problems])
+    if "match" not in data:
+        data = {"match": {"endpoint": "chat"}, **data}
+    return _rule(data, source, 0, 1), data
+
+
+def _short_respond(respond: Any) -> Any:
+    if isinstance(respond, str):
+        return {"content": respond}
+    if isinstance(respond, list):
+        return [{"content": r} if isinstance(r, str) else r for r in respond]
+    return respond
+
+
 # --- dicts -> dataclasses (only after validation passed) -----------------------------
 
 def _build(data: dict, source: str) -> Scenario:
@@ -288,20 +326,7 @@ def _build(data: dict, source: str) -> Scenario:
     rules = []
     rule_lines = getattr(data.get("rules"), "item_lines", [])
     for i, rule in enumerate(data.get("rules") or []):
-        raw = rule["respond"]
-        items = raw if isinstance(raw, list) else [raw]
-        item_lines = getattr(raw, "item_lines", [])
-        rules.append(Rule(
-            scenario=name,
-            index=i,
-            line=rule_lines[i] if i < len(rule_lines) else 1,
-            name=rule.get("name", ""),
-            match=build_match(rule.get("match") or {}),
-            responses=tuple(
-                _respond(r, item_lines[j] if j < len(item_lines) else getattr(r, "line", 1)) for j, r in enumerate(items)
-            ),
-            times=rule.get("times"),
-        ))
+        rules.append(_rule(rule, name, i, rule_lines[i] if i < len(rule_lines) else 1))
     chaos = None
     if data.get("chaos") is not None:
         c = data["chaos"]
@@ -323,6 +348,23 @@ def _build(data: dict, source: str) -> Scenario:
     )
 
 
+def _rule(rule: dict, scenario: str, index: int, line: int) -> Rule:
+    raw = rule["respond"]
+    items = raw if isinstance(raw, list) else [raw]
+    item_lines = getattr(raw, "item_lines", [])
+    return Rule(
+        scenario=scenario,
+        index=index,
+        line=line,
+        name=rule.get("name", ""),
+        match=build_match(rule.get("match") or {}),
+        responses=tuple(
+            _respond(r, item_lines[j] if j < len(item_lines) else getattr(r, "line", 1)) for j, r in enumerate(items)
+        ),
+        times=rule.get("times"),
+    )
+
+
 def build_match(m: dict) -> Match:
     """A Match from a validated `match` mapping."""
     message = m.get("message")
@@ -339,6 +381,7 @@ def build_match(m: dict) -> Match:
         body=_plain(m["body"]) if "body" in m else None,
         key=m.get("key"),
         last_role=m.get("last_role"),
+        tools=frozenset(tools) if isinstance(tools := m.get("tools"), list) else tools,
     )
 
 
