@@ -3,9 +3,9 @@ per stored trace, loading a large scenario file, and matching as rules grow."""
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import http.client
-import random
 import statistics
 import tempfile
 import time
@@ -18,58 +18,40 @@ SECTION = "state"
 ANSWER_LIMIT_MS = 5.0
 SCENARIO_LOAD_LIMIT_MS = 300.0
 FLAT_RATIO = 1.5  # "matching cost stays flat": 100x the rules may not cost 1.5x the time
-DAY = 86_400
 HISTORY_DAYS = 30
 LOAD_RUNS = 3
 DECIDE_REPEATS = 5
 DECIDE_BUDGET_S = 0.1  # per repeat: slow cases stop early
 
 
-def synthetic_traces(state, count: int, seed: int = 1):
-    """`count` traces over the last 30 days, built the way history.py builds them."""
-    from mockpoeti.state import Trace, key_prefix
+def synthetic_traces(state, count: int, seed: int = 1) -> list:
+    """`count` traces over the last 30 days on the default key, made by mockpoeti's own
+    seeded history (history.py), with every catalog model equally likely."""
+    from mockpoeti.catalog import HistorySpec
+    from mockpoeti.history import generate_history
 
-    rnd = random.Random(seed)
-    models = list(state.catalog.models.values())
-    key = state.find_key(state.default_key)
-    now = state.clock.now()
-    for _ in range(count):
-        model = rnd.choice(models)
-        trace = Trace(
-            trace_id="trace-poeti-" + format(rnd.getrandbits(64), "016x"),
-            account=key.account,
-            key_id=key.id,
-            key_prefix=key_prefix(key.secret),
-            created_at=float(int(now - rnd.uniform(0, HISTORY_DAYS * DAY))),
-            routing_strategy=state.settings.routing_strategy,
-            model=model.id,
-            provider=model.owned_by,
-            stream=rnd.random() < 0.4,
-            latency_ms=int(rnd.lognormvariate(6.4, 0.5)),
-        )
-        if rnd.random() < 0.05:
-            trace.status, trace.http_status, trace.error_code = "error", 502, "upstream_error"
-        else:
-            trace.prompt_tokens = int(rnd.lognormvariate(5.5, 0.8))
-            trace.completion_tokens = int(rnd.lognormvariate(5.3, 0.7))
-            trace.price(model)
-        yield trace
+    spec = HistorySpec(seed=seed, days=HISTORY_DAYS, requests_per_day=-(-count // HISTORY_DAYS), error_rate=0.05,
+                       accounts=(state.find_key(state.default_key).account,),
+                       models=dict.fromkeys(state.catalog.models, 1.0))
+    catalog = dataclasses.replace(state.catalog, history=spec)
+    traces = generate_history(catalog, [state.find_key(state.default_key)], state.clock.now(), state.settings.routing_strategy)
+    return traces[:count]
 
 
 def bytes_per_trace(count: int) -> float:
     """Memory a stored trace holds (the trace, its strings, its index entry, the sums), by tracemalloc."""
-    from mockpoeti.app import make_app
+    from mockpoeti.app import make_state
     from mockpoeti.settings import Settings
-    from mockpoeti.tracing import STATE
 
-    state = make_app(Settings(seed=1, max_traces=count))[STATE]
-    traces = synthetic_traces(state, count)
+    state = make_state(Settings(seed=1, max_traces=count))
     gc.collect()
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
+        traces = synthetic_traces(state, count)
         for trace in traces:
             state.record(trace)
+        del traces  # the state holds them now: what remains is what storing them costs
         gc.collect()
         after = tracemalloc.get_traced_memory()[0]
     finally:
@@ -104,7 +86,7 @@ def store_rows(plan: Plan) -> list[Row]:
 
     n, times = plan.traces, plan.timed_requests
     with MockServer(seed=1, max_traces=n) as server:
-        traces = server.call(lambda: list(synthetic_traces(server.state, n)))
+        traces = server.call(lambda: synthetic_traces(server.state, n))
 
         def record_all() -> float:
             start = time.perf_counter()

@@ -38,6 +38,7 @@ def int_param(query: Mapping[str, str], name: str, default: int | None, low: int
 def page_params(query: Mapping[str, str]) -> tuple[int, int]:
     page = int_param(query, "page", 1, 1, 1_000_000_000)
     size = int_param(query, "page_size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
+    assert page is not None and size is not None  # both have defaults
     return page, size
 
 

@@ -255,6 +255,7 @@ class MockServer:
         async def run() -> T:
             return fn()
 
+        assert self._loop is not None
         return asyncio.run_coroutine_threadsafe(run(), self._loop).result()
 
     # --- in the caller's event loop -------------------------------------------
@@ -320,7 +321,7 @@ class MockServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._thread is None:
+        if self._thread is None or self._loop is None:
             return
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()

@@ -105,7 +105,7 @@ async def perform(call: Call, response: web.StreamResponse, steps: Iterable[Step
     return response
 
 
-def _abort(request: web.Request) -> None:
+def _abort(request: web.BaseRequest) -> None:
     """Close with a TCP reset, the way a crashed peer or a middlebox would."""
     transport = request.transport
     if transport is None:

@@ -94,7 +94,7 @@ def test_unauthenticated_and_compressed_bodies_of_4_mib_keep_memory_flat():
     with serve() as server:
         base = server.rss_kib()
         with Probe(server.url):
-            for i in range(41):
+            for _ in range(41):
                 head = head_of("POST", "/v1/chat/completions", {"Content-Type": "application/json"}, len(bomb))
                 answer = raw_request(server.port, head, bomb)
                 assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
@@ -229,7 +229,7 @@ def test_odd_input_is_a_400_never_a_500():
         assert error_of(header) == (400, "invalid_request")
         assert http.get("/__admin/requests").status_code == 200
         for field in ("monthly_budget", "rate_limit"):
-            body = '{"name": "big", "%s": 1%s}' % (field, "0" * 400)
+            body = f'{{"name": "big", "{field}": 1{"0" * 400}}}'
             answer = http.post("/api/v1/api-keys", content=body, headers={"Content-Type": "application/json"})
             assert error_of(answer) == (400, "invalid_request") and field in answer.json()["error"]["message"]
         assert http.get("/__admin/requests").status_code == 200
