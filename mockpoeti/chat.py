@@ -17,6 +17,27 @@ ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 MESSAGE_OVERHEAD = 3  # tokens per message, as OpenAI counts them
 IMAGE_TOKENS = 85
+MAX_TOP_LOGPROBS = 20
+
+# Enumerated parameters, as OpenAI's CreateChatCompletionRequest defines them.
+SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority", "fast")
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+VERBOSITIES = ("low", "medium", "high")
+MODALITIES = ("text", "audio")
+CACHE_RETENTIONS = ("in_memory", "24h")
+AUDIO_FORMATS = ("wav", "aac", "mp3", "flac", "opus", "pcm16")
+SEARCH_CONTEXT_SIZES = ("low", "medium", "high")
+
+# Every top-level field OpenAI's Chat Completions API knows; others are passed
+# through (a gateway forwards provider parameters) but listed in `unknown_fields`.
+KNOWN_FIELDS = frozenset({
+    "model", "messages", "audio", "frequency_penalty", "function_call", "functions", "logit_bias", "logprobs",
+    "max_completion_tokens", "max_tokens", "metadata", "modalities", "moderation", "n", "parallel_tool_calls",
+    "prediction", "presence_penalty", "prompt_cache_key", "prompt_cache_options", "prompt_cache_retention",
+    "reasoning_effort", "response_format", "safety_identifier", "seed", "service_tier", "stop", "store", "stream",
+    "stream_options", "temperature", "tool_choice", "tools", "top_logprobs", "top_p", "user", "verbosity",
+    "web_search_options",
+})
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +54,14 @@ class ChatRequest:
     response_format: str = "text"
     json_schema: dict | None = None
     prompt_tokens: int = 0
+    logprobs: bool = False
+    top_logprobs: int | None = None
+    parallel_tool_calls: bool = True
+    seed: int | None = None
+    user: str | None = None
+    service_tier: str | None = None
+    reasoning_effort: str | None = None
+    unknown_fields: tuple[str, ...] = ()  # top-level fields OpenAI does not define (typos such as `max_token`), sorted
 
     @property
     def last_user_text(self) -> str:
@@ -42,8 +71,22 @@ class ChatRequest:
         return ""
 
     @property
+    def last_by_role(self) -> dict[str, str]:
+        return last_texts(self.messages)
+
+    @property
     def answering_tool_result(self) -> bool:
         return bool(self.messages) and self.messages[-1].get("role") in ("tool", "function")
+
+
+def last_texts(messages: tuple[dict, ...] | list[dict]) -> dict[str, str]:
+    """The text of the last message of each role (`{{ last.tool }}` in templates)."""
+    out: dict[str, str] = {}
+    for message in messages:
+        role = message.get("role")
+        if isinstance(role, str):
+            out[role] = message_text(message)
+    return out
 
 
 def message_text(message: dict) -> str:
@@ -68,6 +111,7 @@ def parse_chat_request(body: Any, models: dict[str, Model]) -> ChatRequest:
         if not stream:
             raise invalid("stream_options", "to be set only when 'stream' is true")
         include_usage = _optional(options, "include_usage", bool, "a boolean", False, "stream_options.")
+        _optional(options, "include_obfuscation", bool, "a boolean", None, "stream_options.")
     n = _int(body, "n", 1, 128) or 1
     max_tokens = _int(body, "max_completion_tokens", 1, None)
     if max_tokens is None:
@@ -80,6 +124,16 @@ def parse_chat_request(body: Any, models: dict[str, Model]) -> ChatRequest:
     tools = _tools(body.get("tools"))
     tool_choice = _tool_choice(body.get("tool_choice"), tools)
     response_format, schema = _response_format(body.get("response_format"))
+    logprobs = _optional(body, "logprobs", bool, "a boolean", False)
+    top_logprobs = _int(body, "top_logprobs", 0, MAX_TOP_LOGPROBS)
+    if top_logprobs is not None and not logprobs:
+        raise invalid("top_logprobs", "to be set only when 'logprobs' is true")
+    parallel_tool_calls = _optional(body, "parallel_tool_calls", bool, "a boolean", True)
+    seed = _int(body, "seed", -(2**63), 2**63 - 1)
+    user = _optional(body, "user", str, "a string", None)
+    service_tier = _choice(body, "service_tier", SERVICE_TIERS)
+    reasoning_effort = _choice(body, "reasoning_effort", REASONING_EFFORTS)
+    _check_other_parameters(body)
 
     model = models.get(model_id)
     if model is None:
@@ -105,6 +159,14 @@ def parse_chat_request(body: Any, models: dict[str, Model]) -> ChatRequest:
         response_format=response_format,
         json_schema=schema,
         prompt_tokens=prompt_tokens,
+        logprobs=logprobs,
+        top_logprobs=top_logprobs,
+        parallel_tool_calls=parallel_tool_calls,
+        seed=seed,
+        user=user,
+        service_tier=service_tier,
+        reasoning_effort=reasoning_effort,
+        unknown_fields=tuple(sorted(k for k in body if k not in KNOWN_FIELDS)),
     )
 
 
@@ -135,18 +197,78 @@ def _optional(body: dict, field: str, kind: type, expected: str, default: Any, p
     value = body.get(field)
     if value is None:
         return default
-    if not isinstance(value, kind):
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
         raise invalid(prefix + field, expected)
     return value
 
 
-def _int(body: dict, field: str, low: int, high: int | None) -> int | None:
+def _int(body: dict, field: str, low: int, high: int | None, prefix: str = "") -> int | None:
     value = body.get(field)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
-        raise invalid(field, f"an integer from {low}" + (f" to {high}" if high is not None else " up"))
+        raise invalid(prefix + field, f"an integer from {low}" + (f" to {high}" if high is not None else " up"))
     return value
+
+
+def _choice(body: dict, field: str, allowed: tuple[str, ...], prefix: str = "") -> str | None:
+    value = body.get(field)
+    if value is None:
+        return None
+    if value not in allowed or not isinstance(value, str):
+        raise invalid(prefix + field, "one of " + ", ".join(allowed))
+    return value
+
+
+def _check_other_parameters(body: dict) -> None:
+    """The known parameters mockpoeti does not act on, type-checked as OpenAI does."""
+    for field in ("store",):
+        _optional(body, field, bool, "a boolean", None)
+    for field in ("prompt_cache_key", "safety_identifier"):
+        _optional(body, field, str, "a string", None)
+    _choice(body, "verbosity", VERBOSITIES)
+    _choice(body, "prompt_cache_retention", CACHE_RETENTIONS)
+    metadata = _optional(body, "metadata", dict, "an object of up to 16 string values", None)
+    if metadata is not None:
+        if len(metadata) > 16:
+            raise invalid("metadata", "an object of up to 16 string values")
+        for key, value in metadata.items():
+            if len(key) > 64 or not isinstance(value, str) or len(value) > 512:
+                raise invalid(f"metadata.{key}", "a string of up to 512 characters, under a key of up to 64")
+    bias = _optional(body, "logit_bias", dict, "an object mapping token ids to numbers from -100 to 100", None)
+    for token, value in (bias or {}).items():
+        if not token.isdigit() or not token.isascii():
+            raise invalid(f"logit_bias.{token}", "a token id (a string of digits) as the key")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not -100 <= value <= 100:
+            raise invalid(f"logit_bias.{token}", "a number from -100 to 100")
+    modalities = _optional(body, "modalities", list, "an array of 'text' and 'audio'", None)
+    if modalities is not None and not all(isinstance(m, str) and m in MODALITIES for m in modalities):
+        raise invalid("modalities", "an array of 'text' and 'audio'")
+    audio = _optional(body, "audio", dict, "an object with 'voice' and 'format'", None)
+    if audio is not None:
+        if not isinstance(audio.get("voice"), (str, dict)):
+            raise invalid("audio.voice", "a voice name or {\"id\": ...}")
+        if _choice(audio, "format", AUDIO_FORMATS, "audio.") is None:
+            raise ApiError("invalid_request", "Missing required field 'audio.format'.")
+    elif modalities and "audio" in modalities:
+        raise ApiError("invalid_request", "Missing required field 'audio': it is required when 'modalities' includes 'audio'.")
+    prediction = _optional(body, "prediction", dict, "an object {\"type\": \"content\", \"content\": ...}", None)
+    if prediction is not None:
+        if prediction.get("type") != "content":
+            raise invalid("prediction.type", "'content'")
+        if not isinstance(prediction.get("content"), (str, list)):
+            raise invalid("prediction.content", "a string or an array of text parts")
+    search = _optional(body, "web_search_options", dict, "an object", None)
+    if search is not None:
+        _choice(search, "search_context_size", SEARCH_CONTEXT_SIZES, "web_search_options.")
+        _optional(search, "user_location", dict, "an object", None, "web_search_options.")
+    functions = _optional(body, "functions", list, "an array of functions", None)
+    for i, function in enumerate(functions or ()):
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str) or not function["name"]:
+            raise invalid(f"functions[{i}].name", "a non-empty string")
+    call = body.get("function_call")
+    if call is not None and call not in ("none", "auto") and not (isinstance(call, dict) and isinstance(call.get("name"), str)):
+        raise invalid("function_call", "'none', 'auto' or {\"name\": ...}")
 
 
 def _number(body: dict, field: str, low: float, high: float) -> None:

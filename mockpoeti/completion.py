@@ -7,6 +7,7 @@ Pure: the SSE writer only frames and paces what `stream_chunks` returns.
 from __future__ import annotations
 
 import functools
+import math
 import random
 import re
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from .chat import ChatRequest
 from .generate import TextGenerator, canonical_json, count_tokens, derive_seed, json_text, language_of, tokenize
 from .scenario import Respond
+from .structured import Budget
 
 _ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 _WORD = re.compile(r"\s*\S+\s*")
@@ -39,7 +41,7 @@ class Choice:
     tool_calls: tuple[ToolCall, ...] = ()
 
     def message(self) -> dict:
-        message = {"role": "assistant", "content": self.content, "refusal": None}
+        message: dict = {"role": "assistant", "content": self.content, "refusal": None}
         if self.tool_calls:
             message["tool_calls"] = [call.to_json() for call in self.tool_calls]
         return message
@@ -54,6 +56,8 @@ class Completion:
     prompt_tokens: int
     fingerprint: str = field(default="")
     scripted_completion_tokens: int | None = None  # a scenario's `usage` wins over the count
+    top_logprobs: int | None = None  # None: no logprobs asked for; else how many alternatives per token
+    seed: int = 0  # what the logprobs are drawn from: the same request gets the same ones
 
     @property
     def completion_tokens(self) -> int:
@@ -77,12 +81,60 @@ class Completion:
             "created": self.created,
             "model": self.model,
             "choices": [
-                {"index": c.index, "message": c.message(), "logprobs": None, "finish_reason": c.finish_reason}
+                {"index": c.index, "message": c.message(), "logprobs": self.logprobs(c), "finish_reason": c.finish_reason}
                 for c in self.choices
             ],
             "usage": self.usage(),
             "system_fingerprint": self.fingerprint,
         }
+
+
+    def logprobs(self, choice: Choice) -> dict | None:
+        """A choice's `logprobs`: one entry per token of its content (None unless asked for)."""
+        if self.top_logprobs is None:
+            return None
+        if choice.content is None:
+            return {"content": None, "refusal": None}
+        drawer = Logprobs(derive_seed(self.seed, "logprobs", choice.index), self.top_logprobs)
+        return {"content": drawer.entries(tokenize(choice.content)), "refusal": None}
+
+
+# Other likely tokens, for top_logprobs: common pieces of English and Chinese text.
+_ALTERNATIVES = (
+    " the", " a", ",", ".", " and", " to", " of", " is", " in", " that", " it", " for", " on", " with",
+    " this", " you", " we", "\n", " I", " be", "的", "是", "了", "，", "。", "在",
+)
+
+
+class Logprobs:
+    """Seeded log probabilities for a choice's tokens, drawn in order (a stream
+    draws them chunk by chunk and gets the same ones as the whole body).
+
+    The chosen token is the likeliest: it opens `top_logprobs`, the other
+    entries follow in descending order, and their probabilities sum below 1.
+    """
+
+    def __init__(self, seed: int, top: int) -> None:
+        self.rnd = random.Random(seed)
+        self.top = top
+
+    def entries(self, tokens: list[str]) -> list[dict]:
+        return [self.entry(token) for token in tokens]
+
+    def entry(self, token: str) -> dict:
+        rnd = self.rnd
+        chosen = -round(rnd.random() ** 4 * 3 + 1e-5, 6)
+        entry = {"token": token, "logprob": chosen, "bytes": list(token.encode()), "top_logprobs": []}
+        if self.top:
+            others = rnd.sample([t for t in _ALTERNATIVES if t != token], self.top - 1)
+            # the alternatives share what the chosen token leaves, each at most 0.6 of the one before
+            logprob = min(chosen - rnd.uniform(0.5, 4), math.log((1 - math.exp(chosen)) / 3))
+            top = [{"token": token, "logprob": chosen, "bytes": entry["bytes"]}]
+            for other in others:
+                top.append({"token": other, "logprob": round(logprob, 6), "bytes": list(other.encode())})
+                logprob -= rnd.uniform(0.5, 2)
+            entry["top_logprobs"] = top
+        return entry
 
 
 @functools.lru_cache(maxsize=256)
@@ -100,10 +152,9 @@ def build_completion(request: ChatRequest, generator: TextGenerator, seed: int, 
         request.response_format,
     )
     # A choice is a pure function of these: the same request is answered from memory.
+    key = (base, request.stop, request.max_tokens, request.n, request.parallel_tool_calls)
     choices = tuple(
-        generator.remember(
-            (base, i, request.stop, request.max_tokens), lambda i=i: _build_choice(request, generator, derive_seed(base, i), i)
-        )
+        generator.remember((*key, i), lambda i=i: _build_choice(request, generator, derive_seed(base, i), i), _small)
         for i in range(request.n)
     )
     return Completion(
@@ -113,27 +164,52 @@ def build_completion(request: ChatRequest, generator: TextGenerator, seed: int, 
         choices=choices,
         prompt_tokens=request.prompt_tokens,
         fingerprint=fingerprint(request.model.id),
+        top_logprobs=(request.top_logprobs or 0) if request.logprobs else None,
+        seed=base,
     )
 
 
+MEMO_CHOICE_CHARS = 4096  # a larger answer (structured outputs go up to 64 KiB) is made again, not held in memory
+
+
+def _small(choice: Choice) -> bool:
+    return len(choice.content or "") + sum(len(c.arguments) for c in choice.tool_calls) <= MEMO_CHOICE_CHARS
+
+
 def _build_choice(request: ChatRequest, generator: TextGenerator, seed: int, index: int) -> Choice:
-    tool = _chosen_tool(request)
-    if tool is not None:
-        function = tool["function"]
-        arguments = json_text(generator.value(function.get("parameters") or {}, seed))
-        call = ToolCall(id="call_" + _random_id(seed, 24), name=function["name"], arguments=arguments)
-        tokens = count_tokens(call.name) + count_tokens(arguments)
-        return Choice(index, None, "tool_calls", tokens, (call,))
+    budget = Budget(share=request.n)  # the choices share the generation bounds: n x 2000 nodes would not be bounded
+    tools = _chosen_tools(request)
+    if tools:
+        calls = []
+        for k, (position, tool) in enumerate(tools):
+            function = tool["function"]
+            call_seed = seed if k == 0 else derive_seed(seed, "call", k)
+            arguments = "{}"
+            if function.get("parameters"):
+                value = generator.value(function["parameters"], call_seed, f"tools[{position}].function.parameters", budget)
+                arguments = json_text(value)
+            calls.append(ToolCall(id="call_" + _random_id(call_seed, 24), name=function["name"], arguments=arguments))
+        tokens = sum(count_tokens(c.name) + count_tokens(c.arguments) for c in calls)
+        return Choice(index, None, "tool_calls", tokens, tuple(calls))
     if request.response_format == "json_object":
-        content = json_text(generator.value({"type": "object", "properties": {
-            "answer": {"type": "string", "description": "text"}, "confidence": {"type": "number", "maximum": 1},
-            "keywords": {"type": "array", "items": {"type": "string"}},
-        }}, seed))
+        content = json_text(generator.value(_JSON_MODE, seed, "response_format", budget))
     elif request.response_format == "json_schema":
-        content = json_text(generator.value(request.json_schema or {}, seed))
+        content = json_text(generator.value(request.json_schema or {}, seed, "response_format.json_schema.schema", budget))
     else:
         content = generator.answer(language_of(request.last_user_text), seed)
     return finish_text(index, content, request.stop, request.max_tokens)
+
+
+# What `json_object` mode answers: the request gives no schema, so a plausible object.
+_JSON_MODE = {
+    "type": "object",
+    "properties": {
+        "answer": {"type": "string", "description": "text"},
+        "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+        "keywords": {"type": "array", "items": {"type": "string"}},
+    },
+    "required": ["answer", "confidence", "keywords"],
+}
 
 
 def finish_text(
@@ -175,20 +251,29 @@ def apply_script(completion: Completion, request: ChatRequest, respond: Respond,
     )
 
 
-def _chosen_tool(request: ChatRequest) -> dict | None:
+def _chosen_tools(request: ChatRequest) -> list[tuple[int, dict]]:
+    """The tools "the model" calls, with their position in `tools`.
+
+    A tool named by `tool_choice`; else the tools the last user message names
+    (a word of at least 4 letters from the function name, `weather` for
+    `get_weather`), all of them when `parallel_tool_calls` allows; else the
+    first tool any part of whose name appears; else the first tool.
+    """
     choice = request.tool_choice
     if not request.tools or choice in (None, "none"):
-        return None
+        return []
     if choice == "auto" and request.answering_tool_result:
-        return None  # the tool has answered: now the model talks
-    by_name = {t["function"]["name"]: t for t in request.tools}
-    if choice in by_name:
-        return by_name[choice]
+        return []  # the tool has answered: now the model talks
+    tools = list(enumerate(request.tools))
+    if choice not in ("auto", "required"):
+        return [next((i, t) for i, t in tools if t["function"]["name"] == choice)]
     text = request.last_user_text.lower()
-    for name, tool in by_name.items():
-        if any(part and part in text for part in name.lower().split("_")):
-            return tool
-    return request.tools[0]
+    parts = {i: [p for p in re.split(r"[^a-z0-9]+", t["function"]["name"].lower()) if p] for i, t in tools}
+    named = [(i, t) for i, t in tools if any(len(p) >= 4 and p in text for p in parts[i])]
+    if len(named) > 1 and request.parallel_tool_calls:
+        return named
+    loose = named or [(i, t) for i, t in tools if any(p in text for p in parts[i])]
+    return [loose[0] if loose else tools[0]]
 
 
 def _random_id(seed: int, length: int) -> str:
@@ -217,8 +302,9 @@ def stream_chunks(
     plan its pacing, and the chunks themselves, made one at a time as they are
     taken (a paced stream holds one chunk, not all of them, while it lasts).
 
-    Kinds: `role` (first delta), `content` (text or tool-argument pieces, paced),
-    `finish` (finish_reason), `usage` (only with include_usage).
+    Kinds: `role` (first delta), `content` (text, a tool call's header or a
+    piece of its arguments; paced), `finish` (finish_reason), `usage` (only
+    with include_usage).
     """
     pieces_by_choice = [_pieces(c, chunk) for c in completion.choices]
     rounds = max((len(p) for p in pieces_by_choice), default=0)
@@ -227,11 +313,19 @@ def stream_chunks(
     return kinds, _chunks(completion, include_usage, pieces_by_choice, rounds)
 
 
-def _pieces(choice: Choice, chunk: str | int) -> list[str] | list[tuple[int, str]]:
-    """The text of each content chunk, or (tool call index, arguments piece)."""
-    if choice.tool_calls:
-        return [(k, p) for k, t in enumerate(choice.tool_calls) for p in split_text(t.arguments, chunk)]
-    return split_text(choice.content or "", chunk)
+def _pieces(choice: Choice, chunk: str | int) -> list[str | tuple[str, int, str]]:
+    """What each content chunk carries: text, or ("head", call, "") for a tool
+    call's first delta, or ("args", call, piece) for a piece of its arguments.
+
+    OpenAI's order: each call's header right before its own arguments, call
+    after call (the first header rides in the role chunk when there is no text).
+    """
+    pieces: list[str | tuple[str, int, str]] = list(split_text(choice.content or "", chunk))
+    for k, call in enumerate(choice.tool_calls):
+        if k > 0 or choice.content:
+            pieces.append(("head", k, ""))
+        pieces += [("args", k, p) for p in split_text(call.arguments, chunk)]
+    return pieces
 
 
 def _chunks(completion: Completion, include_usage: bool, pieces_by_choice: list, rounds: int) -> Iterator[dict]:
@@ -248,28 +342,35 @@ def _chunks(completion: Completion, include_usage: bool, pieces_by_choice: list,
             out["usage"] = None
         return out
 
-    def delta(index: int, d: dict, finish: str | None = None) -> dict:
-        return {"index": index, "delta": d, "logprobs": None, "finish_reason": finish}
+    def delta(index: int, d: dict, finish: str | None = None, logprobs: dict | None = None) -> dict:
+        return {"index": index, "delta": d, "logprobs": logprobs, "finish_reason": finish}
 
+    def header(k: int, call: ToolCall) -> dict:
+        return {"index": k, "id": call.id, "type": "function", "function": {"name": call.name, "arguments": ""}}
+
+    drawers = [
+        Logprobs(derive_seed(completion.seed, "logprobs", c.index), completion.top_logprobs)
+        if completion.top_logprobs is not None else None
+        for c in completion.choices
+    ]
     for c in completion.choices:
-        if c.tool_calls:
-            head = {"role": "assistant", "content": None, "tool_calls": [
-                {"index": k, "id": t.id, "type": "function", "function": {"name": t.name, "arguments": ""}}
-                for k, t in enumerate(c.tool_calls)
-            ], "refusal": None}
+        if c.tool_calls and not c.content:
+            head = {"role": "assistant", "content": None, "tool_calls": [header(0, c.tool_calls[0])], "refusal": None}
         else:
             head = {"role": "assistant", "content": "", "refusal": None}
         yield chunk_of([delta(c.index, head)])
     for step in range(rounds):
-        for c, pieces in zip(completion.choices, pieces_by_choice, strict=False):
-            if step < len(pieces):
-                piece = pieces[step]
-                if isinstance(piece, tuple):
-                    call, text = piece
-                    piece = {"tool_calls": [{"index": call, "function": {"arguments": text}}]}
-                else:
-                    piece = {"content": piece}
-                yield chunk_of([delta(c.index, piece)])
+        for c, pieces, drawer in zip(completion.choices, pieces_by_choice, drawers, strict=True):
+            if step >= len(pieces):
+                continue
+            piece = pieces[step]
+            if isinstance(piece, tuple):
+                what, k, text = piece
+                call = header(k, c.tool_calls[k]) if what == "head" else {"index": k, "function": {"arguments": text}}
+                yield chunk_of([delta(c.index, {"tool_calls": [call]})])
+            else:
+                logprobs = {"content": drawer.entries(tokenize(piece)), "refusal": None} if drawer else None
+                yield chunk_of([delta(c.index, {"content": piece}, logprobs=logprobs)])
     for c in completion.choices:
         yield chunk_of([delta(c.index, {}, c.finish_reason)])
     if include_usage:

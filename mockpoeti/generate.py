@@ -1,4 +1,4 @@
-"""Seeded answers: text in the prompt's language, tool-call arguments, JSON.
+"""Seeded answers: text in the prompt's language, and values for JSON Schemas (via `structured`).
 
 Pure: no I/O, no aiohttp. Faker is imported on first use, not at import time,
 because `import faker` alone costs ~75 ms and most servers start before they
@@ -16,6 +16,8 @@ from collections.abc import Mapping
 
 import orjson
 
+from .structured import Budget, generate
+
 # One token per CJK character, ~4 Latin letters per token, digits by threes,
 # punctuation alone: close to what BPE tokenizers count, and the pieces join
 # back to the exact text, so a stream of tokens is also a stream of chunks.
@@ -26,6 +28,7 @@ _KANA = re.compile(r"[\u3040-\u30ff]")
 
 LOCALES = {"zh": "zh_CN", "ja": "ja_JP", "en": "en_US"}
 POOL_SIZE = 256
+NAMED_POOL_SIZE = 64
 
 
 def tokenize(text: str) -> list[str]:
@@ -76,14 +79,18 @@ class TextGenerator:
         self._fakers: dict[str, object] = {}
         self._pools: dict[str, tuple[str, ...]] = dict(pools or {})
         self._memo: dict = {}
+        self._named: dict[str, tuple[str, ...]] = {}
 
-    def remember(self, key: object, build):
-        """build(), or what it returned for the same key before (bounded, oldest out first)."""
+    def remember(self, key: object, build, keep=None):
+        """build(), or what it returned for the same key before (bounded, oldest out
+        first); a value `keep` refuses (too big to hold on to) is built each time."""
         value = self._memo.get(key)
         if value is None:
-            if len(self._memo) >= self.MEMO_SIZE:
-                del self._memo[next(iter(self._memo))]
-            value = self._memo[key] = build()
+            value = build()
+            if keep is None or keep(value):
+                if len(self._memo) >= self.MEMO_SIZE:
+                    del self._memo[next(iter(self._memo))]
+                self._memo[key] = value
         return value
 
     def faker(self, lang: str):
@@ -110,87 +117,20 @@ class TextGenerator:
         last = count - 1
         return "".join(p + ("。" if i == last or rnd.random() < 0.5 else "，") for i, p in enumerate(picked))
 
-    def value(self, schema: object, seed: int) -> object:
-        """A value that satisfies a (simple) JSON Schema: tool arguments, JSON mode."""
-        fk = self.faker("en")
-        fk.seed_instance(seed)
-        root = schema if isinstance(schema, dict) else {}
-        return _sample(root, random.Random(seed), fk, "value", 0, root)
+    def value(self, schema: object, seed: int, where: str = "schema", budget: Budget | None = None) -> object:
+        """A value valid against a JSON Schema (tool arguments, JSON mode), within
+        `structured`'s bounds; `where` names the schema in an `invalid_request`."""
+        return generate(schema, random.Random(seed), self.named, where, budget)
 
-
-_NAMED_STRINGS = {
-    "city": "city", "location": "city", "country": "country", "name": "name",
-    "email": "email", "address": "address", "company": "company", "url": "url",
-    "date": "date", "time": "time", "phone": "phone_number", "query": "sentence",
-    "text": "sentence", "title": "sentence", "description": "sentence",
-}
-
-
-def _resolve(schema: dict, root: dict) -> dict:
-    """Follow local `$ref`s (`#/$defs/Person`), as Pydantic-made schemas use them."""
-    for _ in range(16):
-        ref = schema.get("$ref")
-        if not isinstance(ref, str) or not ref.startswith("#/"):
-            break
-        target: object = root
-        for part in ref[2:].split("/"):
-            target = target.get(part) if isinstance(target, dict) else None
-        schema = target if isinstance(target, dict) else {}
-    if isinstance(schema.get("allOf"), list) and schema["allOf"]:
-        merged = {k: v for k, v in schema.items() if k != "allOf"}
-        for part in schema["allOf"]:
-            if isinstance(part, dict):
-                merged = {**_resolve(part, root), **merged}
-        schema = merged
-    return schema
-
-
-def _sample(schema: dict, rnd: random.Random, fk, name: str, depth: int, root: dict) -> object:
-    schema = _resolve(schema, root)
-    if schema.get("enum"):
-        return rnd.choice(list(schema["enum"]))
-    if "const" in schema:
-        return schema["const"]
-    for combo in ("anyOf", "oneOf"):
-        branches = [b for b in schema.get(combo) or () if isinstance(b, dict)]
-        if branches:
-            # Optional[X] is anyOf [X, null]: answer with the X
-            chosen = next((b for b in branches if _resolve(b, root).get("type") != "null"), branches[0])
-            return _sample(chosen, rnd, fk, name, depth, root)
-    kind = schema.get("type", "object" if "properties" in schema else "string")
-    if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), "null")
-    if kind == "integer":
-        low, high = int(schema.get("minimum", 1)), int(schema.get("maximum", 100))
-        return rnd.randint(low, max(low, high))
-    if kind == "number":
-        low, high = float(schema.get("minimum", 0)), float(schema.get("maximum", 100))
-        return round(rnd.uniform(low, max(low, high)), 2)
-    if kind == "boolean":
-        return rnd.random() < 0.5
-    if kind == "null":
-        return None
-    if kind == "array":
-        if depth > 4:
-            return []
-        items = schema.get("items") if isinstance(schema.get("items"), dict) else {}
-        size = max(int(schema.get("minItems", 1)), rnd.randint(1, 3))
-        return [_sample(items, rnd, fk, name, depth + 1, root) for _ in range(size)]
-    if kind == "object":
-        if depth > 4:
-            return {}
-        props = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
-        if not props:
-            return {"result": fk.sentence()}
-        return {k: _sample(v if isinstance(v, dict) else {}, rnd, fk, k, depth + 1, root) for k, v in props.items()}
-    # strings: pick a Faker provider that fits the field's name
-    lowered = name.lower()
-    provider = next((p for word, p in _NAMED_STRINGS.items() if word in lowered), "word")
-    if schema.get("format") == "date":
-        provider = "date"
-    elif schema.get("format") == "date-time":
-        return fk.iso8601()
-    return str(getattr(fk, provider)())
+    def named(self, provider: str) -> tuple[str, ...]:
+        """Realistic strings of one Faker provider (cities, names, URLs), made once
+        from a fixed seed: picking one costs a draw, not a Faker call."""
+        pool = self._named.get(provider)
+        if pool is None:
+            fk = self.faker("en")
+            fk.seed_instance(derive_seed("named", provider))
+            pool = self._named[provider] = tuple(str(getattr(fk, provider)()) for _ in range(NAMED_POOL_SIZE))
+        return pool
 
 
 def faker_pool(fk, lang: str, size: int = POOL_SIZE) -> tuple[str, ...]:

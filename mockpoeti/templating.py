@@ -13,7 +13,7 @@ from typing import Any
 PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$")
 
-ROOTS = ("message", "model", "body", "headers", "query", "key", "faker")
+ROOTS = ("message", "model", "body", "headers", "query", "key", "last", "faker")
 FAKER_PROVIDERS = (
     "name", "first_name", "last_name", "user_name", "email", "phone_number", "company", "job",
     "city", "country", "address", "street_address", "url", "word", "sentence", "paragraph", "text",

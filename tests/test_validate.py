@@ -37,7 +37,7 @@ FAKER_PROVIDERS = (
     "street_address, url, word, sentence, paragraph, text, date, time, iso8601, uuid4, color_name, "
     "catch_phrase, random_int, pyfloat"
 )
-MATCH_KEYS = "endpoint, method, path, model, stream, message, headers, body, key, last_role"
+MATCH_KEYS = "endpoint, method, path, model, stream, message, headers, body, key, last_role, tools"
 
 # file -> the exact lines `mockpoeti validate FILE` prints (FILE is tests/scenarios_broken/<file>)
 EXPECTED: dict[str, list[str]] = {
@@ -100,7 +100,7 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "template-unknown-placeholder.yaml": [
         "6: rules[0].respond.content: '{{ os.system }}': unknown name 'os'; "
-        "expected one of message, model, body, headers, query, key, faker",
+        "expected one of message, model, body, headers, query, key, last, faker",
     ],
     "template-faker-provider.yaml": [
         "6: rules[0].respond.content: '{{ faker.credit_card_number }}': 'credit_card_number' "
