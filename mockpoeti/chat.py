@@ -133,7 +133,8 @@ def parse_chat_request(body: Any, models: dict[str, Model]) -> ChatRequest:
     user = _optional(body, "user", str, "a string", None)
     service_tier = _choice(body, "service_tier", SERVICE_TIERS)
     reasoning_effort = _choice(body, "reasoning_effort", REASONING_EFFORTS)
-    _check_other_parameters(body)
+    if not _OTHER_PARAMETERS.isdisjoint(body):
+        _check_other_parameters(body)
 
     model = models.get(model_id)
     if model is None:
@@ -218,6 +219,12 @@ def _choice(body: dict, field: str, allowed: tuple[str, ...], prefix: str = "") 
     if value not in allowed or not isinstance(value, str):
         raise invalid(prefix + field, "one of " + ", ".join(allowed))
     return value
+
+
+_OTHER_PARAMETERS = frozenset({
+    "store", "prompt_cache_key", "safety_identifier", "verbosity", "prompt_cache_retention", "metadata", "logit_bias",
+    "modalities", "audio", "prediction", "web_search_options", "functions", "function_call",
+})  # what `_check_other_parameters` looks at: most requests send none of them
 
 
 def _check_other_parameters(body: dict) -> None:

@@ -196,7 +196,9 @@ def _build_choice(request: ChatRequest, generator: TextGenerator, seed: int, ind
     elif request.response_format == "json_schema":
         content = json_text(generator.value(request.json_schema or {}, seed, "response_format.json_schema.schema", budget))
     else:
-        content = generator.answer(language_of(request.last_user_text), seed)
+        content, tokens = generator.counted_answer(language_of(request.last_user_text), seed)
+        if not request.stop and request.max_tokens is None:
+            return Choice(index, content, "stop", tokens)  # nothing to cut: the count is known
     return finish_text(index, content, request.stop, request.max_tokens)
 
 
