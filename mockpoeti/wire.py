@@ -88,6 +88,7 @@ def parse_json(raw: bytes) -> Any:
 
 
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_PAIR = re.compile(rb"\[\]|\{\}")
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
@@ -103,7 +104,7 @@ def _too_deep(brackets: bytes) -> bool:
     for _ in range(MAX_DEPTH):
         if not brackets:
             return False
-        brackets = brackets.replace(b"[]", b"").replace(b"{}", b"")
+        brackets = _PAIR.sub(b"", brackets)  # one level: both kinds in one pass
     return bool(brackets)
 
 

@@ -29,7 +29,7 @@ FAULT_KINDS = (
 )
 ERROR_CODES = (
     "budget_exceeded, content_policy_violation, context_length_exceeded, internal_error, invalid_api_key, "
-    "invalid_request, method_not_allowed, model_not_found, not_found, payload_too_large, permission_denied, "
+    "invalid_request, key_limit_exceeded, method_not_allowed, model_not_found, not_found, payload_too_large, permission_denied, "
     "rate_limit_exceeded, request_timeout, service_unavailable, upstream_error, upstream_timeout"
 )
 FAKER_PROVIDERS = (
