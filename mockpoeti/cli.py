@@ -187,10 +187,13 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 async def _run(server) -> None:
+    from .edge import limit_accept_errors
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    limit_accept_errors(loop)
     await server.start()
     _tune_gc()
     if not _is_loopback(server.host):
@@ -206,9 +209,10 @@ def _tune_gc() -> None:
     """A process of our own, so its garbage collector is ours to set. What is
     loaded by now (code, catalog) lives as long as the process: frozen, no
     collection walks it again. And a collection of young objects runs per
-    20,000 allocations, not 700: every full one walks all the traces and open
-    streams, and at 500 paced streams the default settings made chunks several
-    times later than they had to be (see benchmarks/pacing.py)."""
+    20,000 allocations, not 700, because every full one walks all the traces
+    and open streams. What this buys is measured, not assumed: benchmarks/pacing.py
+    runs its 500-stream load against a server started without this call too
+    (`pacing.heavy_untuned_gc`, against the tuned server's p99 lateness)."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 20, 20)

@@ -89,6 +89,34 @@ def _refusal(exc: BaseException | None) -> str:
     return f"The request is not valid HTTP/1.1{': ' + reason if reason else ''}."
 
 
+OUT_OF_RESOURCES_LOG_S = 1.0  # "out of file descriptors" is logged at most this often
+
+
+def limit_accept_errors(loop: asyncio.AbstractEventLoop) -> None:
+    """Out of file descriptors, asyncio logs "socket.accept() out of system resource" once per
+    pending connection of the listen backlog, every time it retries (CPython's accept loop does
+    not stop at the first failure): half a million lines in half a minute, enough to fill a
+    stderr pipe and stop the server. In a loop of our own, say it at most once a second."""
+    last = [-OUT_OF_RESOURCES_LOG_S]
+    suppressed = [0]
+
+    def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if context.get("message") != "socket.accept() out of system resource":
+            loop.default_exception_handler(context)
+            return
+        now = loop.time()
+        if now - last[0] < OUT_OF_RESOURCES_LOG_S:
+            suppressed[0] += 1
+            return
+        log.error(
+            "out of file descriptors: new connections wait until some close (%s; %d more like it since the last report)",
+            context.get("exception"), suppressed[0],
+        )
+        last[0], suppressed[0] = now, 0
+
+    loop.set_exception_handler(handle)
+
+
 class Server(web.Server):
     """aiohttp's low-level server, making `Connection`s; requests carry the body limit."""
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from aiohttp import web
 
 from .app import make_runner
+from .edge import limit_accept_errors
 from .settings import Settings, parse_time
 from .state import State
 
@@ -117,7 +118,8 @@ class MockServer:
 
     @property
     def traces(self) -> list[dict]:
-        """Every stored trace, oldest first, as GET /api/v1/request-traces shows them."""
+        """Every stored trace, oldest first (GET /api/v1/request-traces lists them newest
+        first), each as that listing shows it."""
         return self.call(lambda: [t.to_json() for t in self.state.traces])
 
     def assert_requested(self, count: int | None = None, **conditions: Any) -> list[dict]:
@@ -292,6 +294,7 @@ class MockServer:
 
         def serve() -> None:
             loop = self._loop = asyncio.new_event_loop()
+            limit_accept_errors(loop)  # a loop of our own: its error reports are ours to pace
             try:
                 loop.run_until_complete(self.start())
             except BaseException as e:  # reported to the caller, not lost in the thread
