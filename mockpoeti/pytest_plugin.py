@@ -124,7 +124,15 @@ def pytest_runtest_call(item: pytest.Item):
 
 
 def _check_all_answered(server) -> None:
-    unanswered = [e for e in server.requests if not e.get("rule")]
+    """Strict mode: every request answered by a stub or scenario rule, and no parameter
+    OpenAI does not define (a typo such as `max_token` would otherwise pass unnoticed)."""
+    entries = server.requests
+    unknown = [e for e in entries if e.get("unknown_fields")]
+    if unknown:
+        lines = [f"strict mode: {len(unknown)} request(s) sent parameters OpenAI does not define:"]
+        lines += [f"  #{e['id']} {e['method']} {e['path']}: {', '.join(e['unknown_fields'])}" for e in unknown[:5]]
+        raise AssertionError("\n".join(lines))
+    unanswered = [e for e in entries if not e.get("rule")]
     if unanswered:
         lines = [f"strict mode: {len(unanswered)} request(s) were not answered by a scenario rule:"]
         for entry in unanswered[:5]:
