@@ -27,6 +27,8 @@ class Plan:
     rules: int
     decide_calls: int
     timed_requests: int  # per endpoint, for the state-scale medians
+    growth_requests: int  # chat calls per server in memory's growth runs
+    profile_requests: int  # chat calls per server under cProfile (benchmarks/profile.py)
 
     @classmethod
     def make(cls, quick: bool, loadgen: str = "auto") -> Plan:
@@ -37,13 +39,13 @@ class Plan:
                 quick=True, loadgen=loadgen, seconds=1.0, warmup_seconds=0.0, rounds=1, connections=20,
                 stream_chunks=100, paced_streams=20, paced_streams_heavy=50, paced_chunks=20,
                 paced_interval_ms=10.0, paced_seconds=0.5, startup_runs=1, traces=10_000, rules=100,
-                decide_calls=2_000, timed_requests=5,
+                decide_calls=2_000, timed_requests=5, growth_requests=1_000, profile_requests=300,
             )
         return cls(
             quick=False, loadgen=loadgen, seconds=5.0, warmup_seconds=1.0, rounds=2, connections=50,
             stream_chunks=100, paced_streams=100, paced_streams_heavy=500, paced_chunks=100,
             paced_interval_ms=10.0, paced_seconds=4.0, startup_runs=5, traces=100_000, rules=1_000,
-            decide_calls=20_000, timed_requests=20,
+            decide_calls=20_000, timed_requests=20, growth_requests=100_000, profile_requests=10_000,
         )
 
 
@@ -128,8 +130,8 @@ def table(rows: list[Row]) -> str:
     right = {2, 3, 4}
     lines = []
     for n, c in enumerate(cells):
-        cells = (s.rjust(w) if i in right else s.ljust(w) for i, (s, w) in enumerate(zip(c, widths, strict=False)))
-        lines.append("  ".join(cells).rstrip())
+        aligned = (s.rjust(w) if i in right else s.ljust(w) for i, (s, w) in enumerate(zip(c, widths, strict=True)))
+        lines.append("  ".join(aligned).rstrip())
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)

@@ -5,8 +5,10 @@ request load (when wrk is absent), and a raw asyncio reader for paced streams.
     python -m benchmarks.load streams --url URL --streams 100 --duration 5 --chunks 100 --interval-ms 10
 
 `requests`: N connections send the same POST back to back for a duration
-(wrk's job, when wrk is not installed). An answer counts as ok when its status
-is 200 and, with --expect-frames, it holds exactly that many SSE frames.
+(wrk's job, when wrk is not installed). Where the body holds the marker __N__,
+each request replaces it with a number of its own: a new prompt per request.
+An answer counts as ok when its status is 200 and, with --expect-frames, it
+holds exactly that many SSE frames.
 
 `streams`: N keep-alive connections, opened before the clock starts, ask for
 paced SSE streams back to back, their first streams staggered over --ramp
@@ -21,9 +23,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import math
 import time
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -33,6 +37,23 @@ MAX_REQUESTS = 10_000_000
 ERROR_PAUSE_S = 0.01  # after a failed request, so a dead server is not spun against
 MAX_HEAD_BYTES = 65536
 LAST_CHUNK = b"\r\n0\r\n\r\n"  # chunked encoding's end
+MARKER = "__N__"  # in a request body: replaced by a number of the request's own
+
+
+@dataclass
+class Tally:
+    """Answers that were right, and the others by kind."""
+
+    ok: int = 0
+    errors: int = 0
+    kinds: dict[str, int] = field(default_factory=dict)
+
+    def add(self, problem: str | None) -> None:
+        if problem is None:
+            self.ok += 1
+        else:
+            self.errors += 1
+            self.kinds[problem] = self.kinds.get(problem, 0) + 1
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -52,15 +73,15 @@ def _headers(pairs: list[str]) -> dict[str, str]:
 
 async def run_requests(args: argparse.Namespace) -> dict:
     headers = _headers(args.header)
-    body = args.body.encode()
-    ok = errors = 0
-    kinds: dict[str, int] = {}
+    head, vary, tail = (part.encode() for part in args.body.partition(MARKER))
+    numbers = itertools.count(1)
+    tally = Tally()
     timeout = aiohttp.ClientTimeout(total=args.duration + GRACE_S)
     loop = asyncio.get_running_loop()
 
     async def worker(session: aiohttp.ClientSession, end: float) -> None:
-        nonlocal ok, errors
-        while loop.time() < end and ok + errors < args.max_requests:
+        while loop.time() < end and tally.ok + tally.errors < args.max_requests:
+            body = head + str(next(numbers)).encode() + tail if vary else head
             try:
                 async with session.post(args.url, data=body, headers=headers) as response:
                     data = await response.read()
@@ -68,11 +89,8 @@ async def run_requests(args: argparse.Namespace) -> dict:
                 kind = None if good else (f"status {response.status}" if response.status != 200 else "frames")
             except (TimeoutError, aiohttp.ClientError, OSError) as e:
                 kind = type(e).__name__
-            if kind is None:
-                ok += 1
-            else:
-                errors += 1
-                kinds[kind] = kinds.get(kind, 0) + 1
+            tally.add(kind)
+            if kind is not None:
                 await asyncio.sleep(ERROR_PAUSE_S)
 
     connector = aiohttp.TCPConnector(limit=args.connections)
@@ -83,7 +101,8 @@ async def run_requests(args: argparse.Namespace) -> dict:
             asyncio.gather(*(worker(session, end) for _ in range(args.connections))), args.duration + GRACE_S
         )
         elapsed = loop.time() - started
-    return {"ok": ok, "errors": errors, "error_kinds": kinds, "seconds": elapsed, "rps": ok / elapsed if elapsed else 0.0}
+    return {"ok": tally.ok, "errors": tally.errors, "error_kinds": tally.kinds, "seconds": elapsed,
+            "rps": tally.ok / elapsed if elapsed else 0.0}
 
 
 class Stream(asyncio.Protocol):
@@ -104,7 +123,10 @@ class Stream(asyncio.Protocol):
     def send(self, request: bytes, loop: asyncio.AbstractEventLoop) -> asyncio.Future:
         self.done = loop.create_future()
         self.arrivals, self._head, self._tail, self._in_body = [], b"", b"", False
-        self.transport.write(request)
+        if self.transport is None:
+            self._finish("connection lost")
+        else:
+            self.transport.write(request)
         return self.done
 
     def data_received(self, data: bytes) -> None:
@@ -154,8 +176,7 @@ async def run_streams(args: argparse.Namespace) -> dict:
     lateness: list[float] = []  # ms, every content chunk of every good stream
     drift: list[float] = []  # ms, one per good stream
     first_late: list[float] = []
-    ok = errors = 0
-    kinds: dict[str, int] = {}
+    tally = Tally()
     per_stream = first + args.chunks * interval + GRACE_S
     loop = asyncio.get_running_loop()
 
@@ -178,7 +199,6 @@ async def run_streams(args: argparse.Namespace) -> dict:
         return None
 
     async def worker(start_at: float, end: float, stream: Stream | None) -> None:
-        nonlocal ok, errors
         await asyncio.sleep(max(0.0, start_at - loop.time()))
         count = 0
         while loop.time() < end and count < args.max_requests:
@@ -189,11 +209,8 @@ async def run_streams(args: argparse.Namespace) -> dict:
                 kind = await one_stream(stream)
             except (TimeoutError, OSError) as e:
                 kind = type(e).__name__
-            if kind is None:
-                ok += 1
-            else:
-                errors += 1
-                kinds[kind] = kinds.get(kind, 0) + 1
+            tally.add(kind)
+            if kind is not None:
                 if stream is not None and stream.transport is not None:
                     stream.transport.close()
                 stream = None
@@ -216,9 +233,9 @@ async def run_streams(args: argparse.Namespace) -> dict:
         return {"p50": percentile(values, 50), "p99": percentile(values, 99), "max": max(values)}
 
     return {
-        "ok": ok,
-        "errors": errors,
-        "error_kinds": kinds,
+        "ok": tally.ok,
+        "errors": tally.errors,
+        "error_kinds": tally.kinds,
         "seconds": elapsed,
         "chunks_timed": len(lateness),
         "lateness_ms": summary(lateness),

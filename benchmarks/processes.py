@@ -2,7 +2,8 @@
 load generators (wrk, or benchmarks/load.py); and what /proc says about them.
 
 Every process started here is stopped here: servers by their context manager
-(SIGTERM, then SIGKILL), load generators by a timeout on `subprocess.run`.
+(tests/serving.py's `Served`, the runner the tests use too), load generators by
+a timeout on `subprocess.run`.
 """
 
 from __future__ import annotations
@@ -13,22 +14,21 @@ import json
 import os
 import re
 import resource
-import selectors
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.serving import Served
+
+from .load import MARKER
+
 ROOT = Path(__file__).resolve().parents[1]
-READY = re.compile(r"listening on (http://127\.0\.0\.1:\d+)(?: \(API key: (\S+)\))?")
-READY_TIMEOUT_S = 20.0
-STOP_TIMEOUT_S = 5.0
 LOAD_GRACE_S = 60.0
+COUNT_LIMIT_S = 600.0  # a counted load run that takes longer has gone wrong
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -38,8 +38,20 @@ def mockpoeti_command(*args: str) -> list[str]:
     return [script, *args] if script else [sys.executable, "-m", "mockpoeti", *args]
 
 
+SERVE = ("serve", "--host", "127.0.0.1", "--port", "0", "--seed", "1")
+
+
 def mockpoeti_serve(*args: str) -> list[str]:
-    return mockpoeti_command("serve", "--host", "127.0.0.1", "--port", "0", "--seed", "1", *args)
+    return mockpoeti_command(*SERVE, *args)
+
+
+# `mockpoeti serve` without what cli._tune_gc does to the garbage collector at start-up (a
+# private name, replaced here on purpose): what the tuning buys shows against this.
+UNTUNED_GC = "import sys; from mockpoeti import cli; cli._tune_gc = lambda: None; sys.exit(cli.main())"
+
+
+def mockpoeti_serve_untuned_gc(*args: str) -> list[str]:
+    return [sys.executable, "-c", UNTUNED_GC, *SERVE, *args]
 
 
 def reference_serve() -> list[str]:
@@ -52,85 +64,23 @@ def child_env() -> dict[str, str]:
     return env
 
 
-class Server:
-    """A server process, up once it has printed its ready line; stopped on exit."""
+class Server(Served):
+    """A server under benchmark (tests/serving.py's runner): named, started from the
+    repository's root with this checkout first on its path, up once it printed its ready line."""
 
     def __init__(self, name: str, argv: list[str]):
         self.name = name
-        self.argv = argv
-        self.url = ""
-        self.api_key = ""
-        self.started_at = 0.0
-        self.ready_at = 0.0
-        self._popen: subprocess.Popen | None = None
-        self._stderr = None
-        self._drain: threading.Thread | None = None
-
-    @property
-    def pid(self) -> int:
-        return self._popen.pid
+        try:
+            super().__init__(argv=argv, env=child_env(), cwd=ROOT)
+        except AssertionError as e:  # the runner's way of saying it never came up
+            raise RuntimeError(f"{name}: {e}") from None
 
     def __enter__(self) -> Server:
-        self._stderr = tempfile.TemporaryFile()  # read back only when the server fails
-        self.started_at = time.perf_counter()
-        self._popen = subprocess.Popen(
-            self.argv, cwd=ROOT, env=child_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr
-        )
-        try:
-            line = self._ready_line()
-        except BaseException:
-            self.stop()
-            raise
-        match = READY.search(line)
-        self.url, self.api_key = match.group(1), match.group(2) or ""
-        self._drain = threading.Thread(target=self._popen.stdout.read, daemon=True)  # never let a full pipe block it
-        self._drain.start()
         return self
 
-    def _ready_line(self) -> str:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        seen = b""
-        with selectors.DefaultSelector() as selector:
-            selector.register(self._popen.stdout, selectors.EVENT_READ)
-            while time.monotonic() < deadline:
-                if not selector.select(timeout=max(0.0, deadline - time.monotonic())):
-                    break
-                byte = os.read(self._popen.stdout.fileno(), 1)
-                if not byte:
-                    break
-                seen += byte
-                if byte == b"\n":
-                    line = seen.decode(errors="replace")
-                    if READY.search(line):
-                        self.ready_at = time.perf_counter()
-                        return line
-                    seen = b""
-        raise RuntimeError(f"{self.name} did not print its ready line within {READY_TIMEOUT_S:g} s: {self.stderr()[-2000:]}")
-
-    def stderr(self) -> str:
-        self._stderr.seek(0)
-        return self._stderr.read().decode(errors="replace")
-
-    def stop(self) -> None:
-        popen = self._popen
-        if popen is None or popen.poll() is not None:
-            return
-        popen.send_signal(signal.SIGTERM)
-        try:
-            popen.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            popen.kill()
-            popen.wait(STOP_TIMEOUT_S)
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-        if self._popen is not None and self._popen.stdout is not None:
-            self._popen.stdout.close()
-        self._stderr.close()
-
     def check_alive(self) -> None:
-        if self._popen.poll() is not None:
-            raise RuntimeError(f"{self.name} exited with {self._popen.returncode}: {self.stderr()[-2000:]}")
+        if not self.alive():
+            raise RuntimeError(f"{self.name} exited with {self.popen.returncode}: {self.stderr[-2000:]}")
 
 
 # --- /proc ---------------------------------------------------------------------------
@@ -233,10 +183,28 @@ WRK_SCRIPT = """\
 wrk.method = "POST"
 wrk.body = [==[{body}]==]
 {headers}
+{vary}
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format("WRK_RESULT %d %d %d %d %d %d %d %d %d\\n", summary.requests, summary.duration,
     e.connect, e.read, e.write, e.status, e.timeout, latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+# A new prompt per request: each thread numbers its requests, and the body's marker
+# (load.py's MARKER) becomes "thread-number". Only when the body holds the marker:
+# wrk's own request, built once, is cheaper than a Lua call per request.
+WRK_VARY = """\
+local head, tail = [==[{head}]==], [==[{tail}]==]
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("id", threads)
+end
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format(nil, nil, nil, head .. id .. "-" .. n .. tail)
 end
 """
 
@@ -245,7 +213,8 @@ def load_requests(
     server: Server, path: str, body: dict, plan, seconds: float, *, expect_frames: int | None = None,
     loadgen: str | None = None,
 ) -> Load:
-    """Send the same POST over `plan.connections` connections for `seconds`, with wrk or load.py."""
+    """Send POSTs of `body` over `plan.connections` connections for `seconds`, with wrk or load.py;
+    where the body holds load.py's MARKER, a new prompt per request."""
     headers = {"Content-Type": "application/json"}
     if server.api_key:
         headers["Authorization"] = f"Bearer {server.api_key}"
@@ -269,10 +238,26 @@ def load_requests(
     return Load(ok, errors, elapsed, cpu, client, detail)
 
 
+def load_count(server: Server, path: str, body: dict, connections: int, count: int) -> Load:
+    """About `count` POSTs (load.py stops within `connections` of it) over `connections` connections."""
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {server.api_key}"} if server.api_key else {})}
+    argv = [sys.executable, "-m", "benchmarks.load", "requests", "--url", server.url + path, "--body", json.dumps(body),
+            "--connections", str(connections), "--duration", str(COUNT_LIMIT_S), "--max-requests", str(count)]
+    argv += [a for name, value in headers.items() for a in ("--header", f"{name}: {value}")]
+    server.check_alive()
+    cpu_before, client_before = cpu_seconds(server.pid), children_cpu_seconds()
+    detail = _run_json(argv, COUNT_LIMIT_S)
+    cpu, client = cpu_seconds(server.pid) - cpu_before, children_cpu_seconds() - client_before
+    server.check_alive()
+    return Load(detail["ok"], detail["errors"], detail["seconds"], cpu, client, detail)
+
+
 def _wrk(url: str, body: str, headers: dict[str, str], connections: int, seconds: float) -> tuple[int, int, float, dict]:
     lines = "\n".join(f'wrk.headers["{name}"] = "{value}"' for name, value in headers.items())
+    head, marker, tail = body.partition(MARKER)
+    vary = WRK_VARY.format(head=head, tail=tail) if marker else ""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(WRK_SCRIPT.format(body=body, headers=lines))
+        script.write(WRK_SCRIPT.format(body=body, headers=lines, vary=vary))
     try:
         argv = ["wrk", "-t2", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s", "-s", script.name, url]
         done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + LOAD_GRACE_S, check=False)

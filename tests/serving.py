@@ -1,6 +1,11 @@
-"""`mockpoeti serve` as a process of its own, for tests that need one: signals,
-crashes, its memory, its sockets and its stderr. Port 0, the ready line's URL,
-and the process always stopped (killed if it must be) when the block ends."""
+"""`mockpoeti serve` (or another subcommand, or any server that prints its URL) as a
+process of its own: the one way tests and benchmarks start one. Port 0, the
+ready line's URL and key, stdout and stderr kept, and the process always
+stopped (killed if it must be) when the block ends.
+
+Stdlib only: the benchmarks import it too (`from tests.serving import Served`,
+run from the repository's root).
+"""
 
 from __future__ import annotations
 
@@ -13,27 +18,60 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
 
 READY_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
 READY = re.compile(r"http://(127\.0\.0\.1|\[::1\]|[\w.:-]+):(\d+)")
+API_KEY = re.compile(r"\(API key: (\S+)\)")
 DEFAULT_KEY = "sk-poeti-mockpoeti-default-key"
+
+# For a pytest run in a test: plugins installed beside mockpoeti here that no inline test uses.
+# Loading them costs seconds per pytest process (langsmith's client, schemathesis with Hypothesis,
+# Faker's fixtures...); blocking them by name leaves mockpoeti loaded by its entry point, as for a
+# user, and does nothing where they are not installed.
+UNUSED_PLUGINS = ("langsmith_plugin", "schemathesis", "hypothesispytest", "faker", "benchmark", "codspeed",
+                  "recording", "syrupy", "socket")
+PYTEST_OPTIONS = ("-p", "no:cacheprovider", *(arg for name in UNUSED_PLUGINS for arg in ("-p", f"no:{name}")),
+                  "-o", "asyncio_default_fixture_loop_scope=function")  # pytest-asyncio's default, without its warning
 
 
 def console_script() -> str:
+    """The `mockpoeti` script beside this interpreter (else on the PATH)."""
     found = shutil.which("mockpoeti", path=os.path.dirname(sys.executable)) or shutil.which("mockpoeti")
     assert found, "the `mockpoeti` console script is installed"
     return found
 
 
 class Served:
-    """A running `mockpoeti serve`; stdout and stderr are read by threads so neither pipe fills."""
+    """A running server process, up once it printed a line with its URL.
 
-    def __init__(self, args: tuple[str, ...]):
+    `Served(("--port", "0"))` runs `mockpoeti serve --port 0`; `command="record"` another
+    subcommand; `argv=[...]` any program with a ready line (the benchmarks' reference).
+    Stdout and stderr are read by threads, so neither pipe fills. The environment drops
+    PYTHONUNBUFFERED: the ready line must be flushed by the server itself.
+    Use it as a context manager (or `serve()`), so the process never outlives the test.
+    """
+
+    def __init__(
+        self,
+        args: Sequence[str] = (),
+        *,
+        command: str = "serve",
+        argv: Sequence[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        cwd: str | Path | None = None,
+        ready_timeout: float = READY_TIMEOUT_S,
+    ):
+        self.argv = list(argv) if argv is not None else [console_script(), command, *args]
+        environment = dict(os.environ if env is None else env)
+        environment.pop("PYTHONUNBUFFERED", None)
+        self.started_at = time.perf_counter()
         self.popen = subprocess.Popen(
-            [console_script(), "serve", *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            self.argv, cwd=cwd, env=environment, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True, encoding="utf-8", errors="replace",
         )
         self.pid = self.popen.pid
@@ -46,13 +84,21 @@ class Served:
         ]
         for reader in self._readers:
             reader.start()
-        self.ready_line = self._wait_ready()
+        try:
+            self.ready_line = self._wait_ready(ready_timeout)
+        except BaseException:
+            self.close()
+            raise
+        self.ready_at = time.perf_counter()
         match = READY.search(self.ready_line)
+        assert match is not None
         self.host, self.port = match.group(1), int(match.group(2))
-        self.url = match.group(0)
+        self.url = f"http://{self.host}:{self.port}"
+        key = API_KEY.search(self.ready_line)
+        self.api_key = key.group(1) if key else ""
 
     @staticmethod
-    def _pump(stream, sink: list[str], lines: queue.Queue | None) -> None:
+    def _pump(stream: IO[str], sink: list[str], lines: queue.Queue | None) -> None:
         for line in stream:
             sink.append(line)
             if lines is not None:
@@ -60,16 +106,16 @@ class Served:
         if lines is not None:
             lines.put(None)
 
-    def _wait_ready(self) -> str:
-        deadline = time.monotonic() + READY_TIMEOUT_S
+    def _wait_ready(self, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
         while True:
             try:
                 line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
-                raise AssertionError(f"no ready line within {READY_TIMEOUT_S}s") from None
+                raise AssertionError(f"{self.argv[:3]}: no ready line within {timeout:g} s: {self.stderr[-2000:]}") from None
             if line is None:
                 self.popen.wait(timeout=STOP_TIMEOUT_S)
-                raise AssertionError(f"exited with {self.popen.returncode} before it was ready: {self.stderr}")
+                raise AssertionError(f"{self.argv[:3]} exited with {self.popen.returncode} before it was ready: {self.stderr}")
             if READY.search(line):
                 return line
 
@@ -85,7 +131,7 @@ class Served:
         return self.popen.poll() is None
 
     def stop(self, sig: signal.Signals = signal.SIGTERM) -> tuple[int, float]:
-        """Send `sig`; the exit code and the seconds it took to exit."""
+        """Send `sig`; the exit code and the seconds it took to exit (stdout and stderr read to their end)."""
         started = time.monotonic()
         self.popen.send_signal(sig)
         code = self.popen.wait(timeout=STOP_TIMEOUT_S)
@@ -96,6 +142,22 @@ class Served:
     def join(self) -> None:
         for reader in self._readers:
             reader.join(timeout=STOP_TIMEOUT_S)
+
+    def close(self) -> None:
+        """Kill it if it still runs, and close the pipes. Safe to call twice."""
+        if self.alive():
+            self.popen.kill()
+        self.popen.wait(timeout=STOP_TIMEOUT_S)
+        self.join()
+        for stream in (self.popen.stdout, self.popen.stderr):
+            if stream is not None:
+                stream.close()
+
+    def __enter__(self) -> Served:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def rss_kib(self) -> int:
         return _status_field(self.pid, "VmRSS")
@@ -113,18 +175,11 @@ def _status_field(pid: int, name: str) -> int:
 
 
 @contextmanager
-def serve(*args: str) -> Iterator[Served]:
-    """`mockpoeti serve --port 0 ARGS`, stopped (SIGKILL if still running) when the block ends."""
-    process = Served(("--port", "0", *args) if "--port" not in args else args)
-    try:
+def serve(*args: str, command: str = "serve") -> Iterator[Served]:
+    """`mockpoeti COMMAND --port 0 ARGS` (COMMAND: serve unless told), stopped (SIGKILL if
+    still running) when the block ends."""
+    with Served(("--port", "0", *args) if "--port" not in args else args, command=command) as process:
         yield process
-    finally:
-        if process.alive():
-            process.popen.kill()
-        process.popen.wait(timeout=STOP_TIMEOUT_S)
-        process.join()
-        for stream in (process.popen.stdout, process.popen.stderr):
-            stream.close()
 
 
 def tcp_states(port: int) -> dict[str, int]:

@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import re
-import selectors
-import subprocess
-import sysconfig
-import time
-from contextlib import contextmanager
-from pathlib import Path
-
 import httpx
+from payloads import WEATHER
+from serving import serve
 
 from mockpoeti import MockServer
 
 CLOCK = "2026-04-09T14:23:18Z"
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]},
-    },
-}
 
 # What a test suite might send, in order. Each step: (method, path, JSON body).
 SEQUENCE = [
@@ -90,33 +76,11 @@ def test_reset_replays_the_same_answers():
     assert again == first
 
 
-@contextmanager
-def serve(*args: str):
-    """`mockpoeti serve --port 0 ARGS` in its own process; yields (url, key) once it prints them."""
-    command = [str(Path(sysconfig.get_path("scripts")) / "mockpoeti"), "serve", "--port", "0", *args]
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # the ready line must be flushed by itself
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0, env=env)
-    try:
-        match, deadline = None, time.monotonic() + 10
-        with selectors.DefaultSelector() as selector:
-            selector.register(proc.stdout, selectors.EVENT_READ)
-            while match is None and selector.select(max(0.0, deadline - time.monotonic())):
-                line = proc.stdout.readline().decode()  # unbuffered: select sees every line
-                if not line:
-                    break  # exited before it was ready
-                match = re.search(r"(http://127\.0\.0\.1:\d+) \(API key: (\S+)\)", line)
-        assert match, "mockpoeti serve never printed its URL"
-        yield match.groups()
-    finally:
-        proc.terminate()
-        proc.communicate(timeout=10)
-
-
 def test_another_process_with_the_same_seed_answers_the_same_bytes():
     """Nothing may depend on per-process randomness such as Python's salted hash()."""
     in_process = replay_on(seed=7, clock=CLOCK)
-    with serve("--seed", "7", "--clock", CLOCK) as (url, key):
-        other_process = replay(url, key)
+    with serve("--seed", "7", "--clock", CLOCK) as process:
+        other_process = replay(process.url, process.api_key)
 
     for step, (a, b) in enumerate(zip(in_process, other_process, strict=False)):
         assert a == b, f"step {step} {SEQUENCE[step][:2]} differs"

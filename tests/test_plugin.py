@@ -1,8 +1,11 @@
 """The pytest plugin as a user meets it: inline test files run through `pytester`.
 
 Every case writes a small test file (and an ini or conftest where it needs one)
-and runs it in a subprocess, so the plugin is loaded by its `pytest11` entry
-point exactly as after `pip install mockpoeti`: no conftest, no `-p`.
+and runs pytest on it, so the plugin is loaded by its `pytest11` entry point
+exactly as after `pip install mockpoeti`: no conftest, no `-p`. The first case and
+the xdist one run pytest in a fresh interpreter; the others in this process
+(`runpytest_inprocess`: the same entry-point loading, a new session and plugin
+manager, without paying an interpreter and the openai import each time).
 """
 
 from __future__ import annotations
@@ -11,12 +14,15 @@ import json
 import statistics
 
 import pytest
+from serving import PYTEST_OPTIONS
 
 pytest_plugins = ["pytester"]
 
 
-def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest_subprocess("-p", "no:cacheprovider", *args, timeout=120)
+def run(pytester: pytest.Pytester, *args: str, fresh_interpreter: bool = False) -> pytest.RunResult:
+    if fresh_interpreter:
+        return pytester.runpytest_subprocess(*PYTEST_OPTIONS, *args, timeout=120)
+    return pytester.runpytest_inprocess(*PYTEST_OPTIONS, *args)
 
 
 # What every inline file starts with: the official SDK pointed at the fixture.
@@ -164,7 +170,7 @@ def test_after_the_server_bug(poeti):
 
 def test_sdk_clients_failures_journal_and_server_bugs(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_basics=BASICS)
-    result = run(pytester, "-v")
+    result = run(pytester, "-v", fresh_interpreter=True)
 
     result.assert_outcomes(passed=6, failed=3)
     result.stdout.fnmatch_lines(
@@ -548,7 +554,7 @@ def test_xdist_workers_get_a_server_each(pytester: pytest.Pytester) -> None:
     # pytest-xdist is a test dependency: without it `-n 2` is a usage error and this fails
     pytester.makepyfile(test_xdist=XDIST)
 
-    result = run(pytester, "-n", "2")
+    result = run(pytester, "-n", "2", fresh_interpreter=True)
 
     result.assert_outcomes(passed=8)
     lines = (pytester.path / "workers.txt").read_text(encoding="utf-8").splitlines()

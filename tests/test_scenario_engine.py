@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -21,6 +22,7 @@ from mockpoeti import MockServer
 ROOT = Path(__file__).resolve().parent.parent
 PRICES = {m["id"]: m for m in yaml.safe_load((ROOT / "fixtures" / "models.yaml").read_text(encoding="utf-8"))["models"]}
 ACME_KEY = "sk-poeti-acme-production-0001"  # fixtures/accounts.yaml
+SEED = 7  # the seed of every server whose unanswered requests a test compares with `default_answer`
 
 
 def hello(text: str = "Hello there") -> list[dict]:
@@ -64,6 +66,15 @@ def chat_entries(server: MockServer) -> list[dict]:
     return [e for e in server.requests if e["path"] == "/v1/chat/completions"]
 
 
+@pytest.fixture(scope="module")
+def default_answer() -> Iterator[Callable[..., str | None]]:
+    """What a request no rule answers gets from a server seeded with SEED: generated text that
+    depends on the seed and the request alone (not on the scenario, nor on what the server did
+    before), so a plain server with the same seed says exactly what the scenario's must."""
+    with MockServer(seed=SEED) as plain, sdk(plain) as client:
+        yield lambda text="Hello there", model="gpt-4o": ask(client, text, model)
+
+
 # --- sequences and times ----------------------------------------------------------
 
 def test_sequence_answers_one_response_per_request_and_repeats_the_last(tmp_path):
@@ -78,17 +89,17 @@ def test_sequence_answers_one_response_per_request_and_repeats_the_last(tmp_path
     assert rules == ["seq/rules[0]"] * 5
 
 
-def test_sequence_can_mix_errors_and_default_answers(tmp_path):
+def test_sequence_can_mix_errors_and_default_answers(tmp_path, default_answer):
     path = write_scenario(tmp_path, "mixed", [
         {"match": {"endpoint": "chat"}, "respond": [{"error": "internal_error"}, {}]},
     ])
-    with MockServer(scenarios=[path]) as server, sdk(server) as client:
+    with MockServer(scenarios=[path], seed=SEED) as server, sdk(server) as client:
         with pytest.raises(openai.InternalServerError) as caught:
             ask(client)
         later = [ask(client) for _ in range(2)]
 
     assert caught.value.status_code == 500
-    assert all(later)  # `{}`: the default generated answer, repeated
+    assert later == [default_answer()] * 2  # `{}`: the default generated answer, repeated
 
 
 def test_times_retires_a_rule_and_the_next_rule_answers(tmp_path):
@@ -104,16 +115,16 @@ def test_times_retires_a_rule_and_the_next_rule_answers(tmp_path):
     assert rules == ["times/rules[0] (limited)"] * 2 + ["times/rules[1]"] * 2
 
 
-def test_times_retired_rule_falls_back_to_the_default_answer(tmp_path):
+def test_times_retired_rule_falls_back_to_the_default_answer(tmp_path, default_answer):
     path = write_scenario(tmp_path, "once", [
         {"match": {"endpoint": "chat"}, "times": 1, "respond": {"content": "scripted"}},
     ])
-    with MockServer(scenarios=[path]) as server, sdk(server) as client:
+    with MockServer(scenarios=[path], seed=SEED) as server, sdk(server) as client:
         first, second = ask(client), ask(client)
         entries = chat_entries(server)
 
     assert first == "scripted"
-    assert second and second != "scripted"
+    assert second == default_answer()
     assert entries[1]["rule"] is None
     assert entries[1]["near_misses"][0]["differences"] == ["times: used up after 1"]
 
@@ -206,42 +217,41 @@ def test_match_message_substring_and_regex(tmp_path):
     assert result.choices[0].message.content == "other"
 
 
-def test_match_headers_with_a_glob(tmp_path):
+def test_match_headers_with_a_glob(tmp_path, default_answer):
     path = write_scenario(tmp_path, "headers", [
         {"match": {"endpoint": "chat", "headers": {"X-Tenant": "acme-*"}}, "respond": {"content": "acme"}},
     ])
-    with MockServer(scenarios=[path]) as server, sdk(server) as client:
+    with MockServer(scenarios=[path], seed=SEED) as server, sdk(server) as client:
         assert ask(client, extra_headers={"X-Tenant": "acme-eu"}) == "acme"
         assert ask(client, extra_headers={"x-tenant": "acme-us"}) == "acme"  # header names are case-insensitive
-        assert ask(client, extra_headers={"X-Tenant": "globex"}) != "acme"
-        assert ask(client) != "acme"
+        assert ask(client, extra_headers={"X-Tenant": "globex"}) == default_answer()
+        assert ask(client) == default_answer()
 
 
-def test_match_body_subset(tmp_path):
+def test_match_body_subset(tmp_path, default_answer):
     path = write_scenario(tmp_path, "body", [
         {"match": {"endpoint": "chat", "body": {"user": "alice", "metadata": {"team": "search"}}},
          "respond": {"content": "subset"}},
     ])
-    with MockServer(scenarios=[path]) as server, sdk(server) as client:
+    with MockServer(scenarios=[path], seed=SEED) as server, sdk(server) as client:
         hit = ask(client, user="alice", metadata={"team": "search", "env": "ci"}, temperature=0.3)
         wrong_value = ask(client, user="alice", metadata={"team": "ads"})
         missing = ask(client, user="alice")
     assert hit == "subset"
-    assert wrong_value != "subset"
-    assert missing != "subset"
+    assert wrong_value == missing == default_answer()  # `user` and `metadata` do not seed the answer
 
 
-def test_match_key_glob(tmp_path):
+def test_match_key_glob(tmp_path, default_answer):
     path = write_scenario(tmp_path, "keys", [
         {"match": {"endpoint": "chat", "key": "sk-poeti-acme-*"}, "respond": {"content": "acme key"}},
     ])
-    with MockServer(scenarios=[path]) as server:
+    with MockServer(scenarios=[path], seed=SEED) as server:
         with sdk(server, api_key=ACME_KEY) as acme:
             assert ask(acme) == "acme key"
         with sdk(server) as default:
             other = ask(default)
         entry = chat_entries(server)[-1]
-    assert other != "acme key"
+    assert other == default_answer()
     assert entry["near_misses"][0]["differences"] == ["key: a different API key"]
     assert ACME_KEY not in json.dumps(entry)  # the journal never shows a full key
 
@@ -263,11 +273,11 @@ def test_match_last_role(tmp_path):
     assert after_tool == "after tool"
 
 
-def test_match_non_chat_endpoint(tmp_path):
+def test_match_non_chat_endpoint(tmp_path, default_answer):
     path = write_scenario(tmp_path, "usage", [
         {"match": {"endpoint": "usage"}, "respond": {"body": {"code": 200, "data": {"total_requests": 4242}}}},
     ])
-    with MockServer(scenarios=[path]) as server, http(server) as h, sdk(server) as client:
+    with MockServer(scenarios=[path], seed=SEED) as server, http(server) as h, sdk(server) as client:
         usage = h.get("/api/v1/usage")
         traces = h.get("/api/v1/request-traces")
         content = ask(client)
@@ -276,8 +286,8 @@ def test_match_non_chat_endpoint(tmp_path):
     assert usage.status_code == 200
     assert usage.json() == {"code": 200, "data": {"total_requests": 4242}}
     assert usage.headers["x-trace-id"].startswith("trace-poeti-")
-    assert traces.status_code == 200 and "items" in traces.json()["data"]  # other endpoints untouched
-    assert content
+    assert traces.status_code == 200 and traces.json()["data"]["items"] == []  # other endpoints untouched
+    assert content == default_answer()
     assert usage_entry["rule"] == "usage/rules[0]"
 
 
@@ -549,16 +559,16 @@ def test_unpaced_scripted_stream_is_immediate(tmp_path):
 
 # --- near misses -------------------------------------------------------------------------
 
-def test_unanswered_request_gets_the_default_answer_and_near_misses(tmp_path):
+def test_unanswered_request_gets_the_default_answer_and_near_misses(tmp_path, default_answer):
     path = write_scenario(tmp_path, "near", [
         {"name": "claude only", "match": {"endpoint": "chat", "model": "claude-*"}, "respond": {"content": "scripted"}},
         {"name": "streams", "match": {"endpoint": "chat", "stream": True, "message": "zebra"}, "respond": {"content": "z"}},
     ])
-    with MockServer(scenarios=[path]) as server, sdk(server) as client:
+    with MockServer(scenarios=[path], seed=SEED) as server, sdk(server) as client:
         content = ask(client, "Tell me about spring", model="gpt-4o")
         entry = chat_entries(server)[-1]
 
-    assert content and content != "scripted"
+    assert content == default_answer("Tell me about spring")
     assert entry["rule"] is None
     misses = entry["near_misses"]
     assert misses[0] == {"rule": "near/rules[0] (claude only)", "differences": ["model: wanted claude-*, got gpt-4o"]}
@@ -581,14 +591,14 @@ def test_near_misses_in_the_admin_journal(tmp_path):
 
 # --- chaos --------------------------------------------------------------------------------
 
-def test_chaos_with_a_match_only_hits_matching_requests(tmp_path):
+def test_chaos_with_a_match_only_hits_matching_requests(tmp_path, default_answer):
     path = write_scenario(tmp_path, "chaos", chaos={
         "rate": 1.0, "faults": ["upstream_error"], "seed": 1, "match": {"endpoint": "chat", "model": "gpt-4o-mini"},
     })
-    with MockServer(scenarios=[path]) as server, sdk(server) as client:
+    with MockServer(scenarios=[path], seed=SEED) as server, sdk(server) as client:
         with pytest.raises(openai.InternalServerError) as caught:
             ask(client, model="gpt-4o-mini")
-        assert ask(client, model="gpt-4o")
+        assert ask(client, model="gpt-4o") == default_answer()
         entries = chat_entries(server)
     assert caught.value.status_code == 502
     assert [e["rule"] for e in entries] == ["chaos/chaos", None]
@@ -596,9 +606,11 @@ def test_chaos_with_a_match_only_hits_matching_requests(tmp_path):
 
 # --- the admin switch and reset -------------------------------------------------------------
 
-def test_admin_switch_by_names(tmp_path):
+def test_admin_switch_by_names(tmp_path, default_answer):
     mine = write_scenario(tmp_path, "mine", [{"match": {"endpoint": "chat"}, "respond": {"content": "mine"}}])
-    with MockServer() as server, sdk(server) as client, httpx.Client(base_url=server.url) as admin:
+    folders = (str(tmp_path),)  # the admin API reads scenario files only from the server's folders
+    with MockServer(seed=SEED, scenario_dirs=folders) as server, sdk(server) as client, \
+            httpx.Client(base_url=server.url) as admin:
         before = ask(client)
         switched = admin.put("/__admin/scenarios/active", json={"names": ["rate-limited"]})
         with pytest.raises(openai.RateLimitError):
@@ -609,7 +621,7 @@ def test_admin_switch_by_names(tmp_path):
         cleared = admin.put("/__admin/scenarios/active", json={"names": []})
         default = ask(client)
 
-    assert before and before != "mine"
+    assert before == default_answer()
     assert switched.status_code == 200
     assert [s["name"] for s in switched.json()["active"]] == ["rate-limited"]
     assert by_path.status_code == 200
@@ -617,7 +629,7 @@ def test_admin_switch_by_names(tmp_path):
     assert [s["name"] for s in listing["active"]] == ["mine"]
     assert listing["active"][0]["rules"][0]["used"] == 1
     assert cleared.status_code == 200 and cleared.json()["active"] == []
-    assert default and default != "mine"
+    assert default == default_answer()
 
 
 def test_admin_switch_inline_scenario():

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-import time
+from datetime import UTC, datetime
 from typing import Literal
 
 import openai
 import pytest
+from payloads import WEATHER
 from pydantic import BaseModel
 
 from mockpoeti import MockServer
@@ -16,22 +17,6 @@ from mockpoeti import MockServer
 CJK = re.compile(r"[\u4e00-\u9fff]")
 HELLO = [{"role": "user", "content": "Tell me about the weather in spring."}]
 
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather for a city.",
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "location": {"type": "string", "description": "City name"},
-                "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
-                "days": {"type": "integer", "minimum": 1, "maximum": 7},
-            },
-            "required": ["location"],
-        },
-    },
-}
 FLIGHTS = {
     "type": "function",
     "function": {
@@ -71,13 +56,14 @@ def assert_matches_schema(arguments: str, schema: dict) -> None:
 # --- plain completions -------------------------------------------------------
 
 
-def test_create_returns_a_complete_chat_completion(client):
+def test_create_returns_a_complete_chat_completion(client, twin, frozen_at):
     completion = client.chat.completions.create(model="gpt-4o", messages=HELLO)
 
-    assert completion.id.startswith("chatcmpl-")
+    assert completion == twin.chat.completions.create(model="gpt-4o", messages=HELLO)  # id and text included
+    assert completion.id.startswith("chatcmpl-poeti-")
     assert completion.object == "chat.completion"
     assert completion.model == "gpt-4o"
-    assert abs(completion.created - time.time()) < 60
+    assert completion.created == frozen_at
     assert completion.system_fingerprint.startswith("fp_")
     [choice] = completion.choices
     assert choice.index == 0
@@ -90,18 +76,61 @@ def test_create_returns_a_complete_chat_completion(client):
     assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
 
 
-async def test_async_client_creates_a_completion():
-    async with MockServer() as server, openai.AsyncOpenAI(
+# What seed 7 and clock 2026-04-09T14:23:18Z (pyproject.toml) answer to the first call after a reset
+# asking gpt-4o for HELLO. Pinned on purpose: users snapshot seeded answers, so a change here
+# changes their snapshots and must be deliberate (and said in the changelog).
+PINNED_TRACE_ID = "trace-poeti-f2a74de452e6b438"
+PINNED = {
+    "id": "chatcmpl-poeti-6513270e269e0d37",
+    "object": "chat.completion",
+    "created": 1775744598,
+    "model": "gpt-4o",
+    "choices": [{
+        "index": 0,
+        "message": {
+            "role": "assistant",
+            "content": "Tonight production without recent. Political I traditional yard establish time actually again. "
+                       "Still Democrat focus receive recognize include night cultural board particular. Eight who base "
+                       "husband second hospital investment whose. Statement inside interest wall top wait.",
+            "refusal": None,
+        },
+        "logprobs": None,
+        "finish_reason": "stop",
+    }],
+    "usage": {
+        "prompt_tokens": 17,
+        "completion_tokens": 77,
+        "total_tokens": 94,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
+    },
+    "system_fingerprint": "fp_f29e1acd22",
+}
+
+
+def test_a_seeded_answer_is_pinned(http, poeti_seed, poeti_clock):
+    assert (poeti_seed, poeti_clock) == (7, "2026-04-09T14:23:18Z"), "PINNED is for pyproject.toml's seed and clock"
+
+    response = http.post("/v1/chat/completions", json={"model": "gpt-4o", "messages": HELLO})
+
+    assert response.headers["X-Trace-ID"] == PINNED_TRACE_ID
+    assert response.json() == PINNED
+
+
+async def test_async_client_creates_a_completion(twin, poeti_seed, poeti_clock, frozen_at):
+    async with MockServer(seed=poeti_seed, clock=poeti_clock) as server, openai.AsyncOpenAI(
         base_url=server.base_url, api_key=server.api_key, max_retries=0
     ) as client:
         completion = await client.chat.completions.create(model="claude-3-5-sonnet-20241022", messages=HELLO)
         stream = await client.chat.completions.create(model="claude-3-5-sonnet-20241022", messages=HELLO, stream=True)
         chunks = [chunk async for chunk in stream]
 
+    assert completion == twin.chat.completions.create(model="claude-3-5-sonnet-20241022", messages=HELLO)
     assert completion.model == "claude-3-5-sonnet-20241022"
+    assert completion.created == frozen_at
     assert completion.choices[0].message.content.strip()
     assert completion.choices[0].finish_reason == "stop"
-    assert "".join(c.choices[0].delta.content or "" for c in chunks).strip()
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == completion.choices[0].message.content
     assert chunks[-1].choices[0].finish_reason == "stop"
 
 
@@ -115,11 +144,13 @@ def test_answer_is_in_the_language_of_the_prompt(client, prompt, chinese):
     assert bool(CJK.search(completion.choices[0].message.content)) is chinese
 
 
-def test_n_returns_that_many_choices(client):
+def test_n_returns_that_many_choices(client, twin):
     completion = client.chat.completions.create(model="gpt-4o", messages=HELLO, n=2)
 
+    assert completion.choices == twin.chat.completions.create(model="gpt-4o", messages=HELLO, n=2).choices
     assert [c.index for c in completion.choices] == [0, 1]
     assert all(c.message.content.strip() and c.finish_reason == "stop" for c in completion.choices)
+    assert completion.choices[0].message.content != completion.choices[1].message.content
 
 
 @pytest.mark.parametrize("field", ["max_tokens", "max_completion_tokens"])
@@ -162,16 +193,18 @@ def test_stop_sequence_ends_the_answer_before_it(client):
 # --- streaming ---------------------------------------------------------------
 
 
-def test_stream_yields_chunks_of_one_completion(client):
+def test_stream_yields_chunks_of_one_completion(client, twin, frozen_at):
     chunks = list(client.chat.completions.create(model="gpt-4o", messages=HELLO, stream=True))
+    plain = client.chat.completions.create(model="gpt-4o", messages=HELLO)  # the same request: the same text
 
-    assert len({c.id for c in chunks}) == 1
+    assert {c.id for c in chunks} == {twin.chat.completions.create(model="gpt-4o", messages=HELLO).id}
     assert {c.object for c in chunks} == {"chat.completion.chunk"}
     assert {c.model for c in chunks} == {"gpt-4o"}
+    assert {c.created for c in chunks} == {frozen_at}
     assert chunks[0].choices[0].delta.role == "assistant"
     assert [c.choices[0].finish_reason for c in chunks[:-1]] == [None] * (len(chunks) - 1)
     assert chunks[-1].choices[0].finish_reason == "stop"
-    assert "".join(c.choices[0].delta.content or "" for c in chunks).strip()
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == plain.choices[0].message.content
 
 
 def test_stream_include_usage_ends_with_a_usage_chunk(client):
@@ -232,13 +265,9 @@ def test_tool_choice_none_answers_in_text(client):
 
 
 def test_streamed_tool_call_deltas_reassemble_into_json(client):
-    stream = client.chat.completions.create(
-        model="gpt-4o",
-        messages=[{"role": "user", "content": "Weather in Berlin?"}],
-        tools=[WEATHER],
-        tool_choice="required",
-        stream=True,
-    )
+    request = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Weather in Berlin?"}], "tools": [WEATHER],
+               "tool_choice": "required"}
+    stream = client.chat.completions.create(**request, stream=True)
 
     calls: dict[int, dict] = {}
     finish_reasons = []
@@ -256,6 +285,8 @@ def test_streamed_tool_call_deltas_reassemble_into_json(client):
     assert calls[0]["id"] and calls[0]["name"] == "get_weather"
     assert_matches_schema(calls[0]["arguments"], WEATHER["function"]["parameters"])
     assert finish_reasons[-1] == "tool_calls"
+    [plain] = client.chat.completions.create(**request).choices[0].message.tool_calls  # the same request, not streamed
+    assert (calls[0]["name"], calls[0]["arguments"]) == (plain.function.name, plain.function.arguments)
 
 
 def test_tool_result_gets_an_answer_not_another_call(client):
@@ -265,7 +296,7 @@ def test_tool_result_gets_an_answer_not_another_call(client):
             "role": "assistant",
             "content": None,
             "tool_calls": [
-                {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"location": "Paris"}'}}
+                {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
             ],
         },
         {"role": "tool", "tool_call_id": "call_1", "content": '{"temperature": 18, "sky": "rain"}'},
@@ -378,10 +409,11 @@ def test_models_list_has_the_reference_models(client):
     assert all(owners.values())
 
 
-def test_trace_id_header_finds_the_trace_of_the_call(client, http):
+def test_trace_id_header_finds_the_trace_of_the_call(client, http, twin, frozen_at):
     raw = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=HELLO)
     completion = raw.parse()
     trace_id = raw.headers["X-Trace-ID"]
+    assert trace_id == twin.chat.completions.with_raw_response.create(model="gpt-4o", messages=HELLO).headers["X-Trace-ID"]
 
     response = http.get(f"/api/v1/request-traces/{trace_id}")
 
@@ -395,6 +427,8 @@ def test_trace_id_header_finds_the_trace_of_the_call(client, http):
     expected = (completion.usage.prompt_tokens * 2.50 + completion.usage.completion_tokens * 10.00) / 1_000_000
     assert trace["cost_usd"] == pytest.approx(expected)
     assert trace["latency_ms"] >= 0
+    assert trace["request_id"] == completion.id
+    assert trace["created_at"] == datetime.fromtimestamp(frozen_at, UTC).isoformat().replace("+00:00", "Z")
 
 
 # --- errors ------------------------------------------------------------------

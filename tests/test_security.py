@@ -323,9 +323,9 @@ def test_python_yaml_tags_are_refused_with_file_and_line_and_never_run(tmp_path)
     refused = subprocess.run([console_script(), "serve", "--port", "0", "--scenario", str(path)],
                              capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert refused.returncode == 1 and f"{path}:" in refused.stderr
-    with MockServer() as server:
+    with MockServer(scenario_dirs=(str(tmp_path),)) as server:  # a folder the admin API may read
         over_http = httpx.put(server.url + "/__admin/scenarios/active", json={"names": [str(path)]})
-    assert over_http.status_code == 400 and "python" in over_http.json()["error"]["message"]
+    assert over_http.status_code == 400 and f"{path}:" in over_http.json()["error"]["message"]
     assert not marker.exists()
 
 
@@ -394,7 +394,7 @@ def test_the_admin_api_loads_scenario_files_but_reads_nothing_else(tmp_path, mon
     refused_names = [str(secret), "notes.txt", "/etc/passwd", "/etc", str(folder), "/dev/zero", "/proc/self/environ",
                      "../../../../../../etc/passwd"]
 
-    with MockServer() as server, httpx.Client(base_url=server.url, timeout=10) as admin:
+    with MockServer(scenario_dirs=(str(tmp_path),)) as server, httpx.Client(base_url=server.url, timeout=10) as admin:
         answers = {}
         for name in refused_names:
             started = time.monotonic()
