@@ -15,10 +15,11 @@ import openai
 import pytest
 
 from mockpoeti import ConfigError, MockServer
+from tests.payloads import WEATHER
+from tests.serving import PYTEST_OPTIONS
 
 pytest_plugins = ["pytester"]
 
-WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {}}}}
 TIME = {"type": "function", "function": {"name": "get_time"}}
 
 
@@ -328,7 +329,7 @@ def test_a_retry_verdict_fails_the_test(poeti):
 def test_stubs_in_real_test_files_under_xdist(pytester: pytest.Pytester):
     pytester.makepyfile(test_stubs_usage=STUB_TESTS)
 
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", timeout=180)
+    result = pytester.runpytest_subprocess(*PYTEST_OPTIONS, "-n", "2", timeout=180)
 
     result.assert_outcomes(passed=7, failed=2)
     result.stdout.fnmatch_lines([
