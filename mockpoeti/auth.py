@@ -13,6 +13,8 @@ from .records import key_prefix
 def check_headers(call: Call) -> None:
     """Header values are text: bytes that are not UTF-8 are refused, not stored to break the journal.
     (In `Authorization` they make a key that does not exist: that is auth's 401.)"""
+    if call.header_bytes.isascii():
+        return  # the usual case, seen in one pass over the raw bytes
     for name, value in call.headers.items():
         if not value.isascii() and name.lower() != "authorization":
             try:

@@ -6,6 +6,7 @@ journal entry in one place (`pipeline.finish`) when the request ends.
 from __future__ import annotations
 
 import time
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -103,6 +104,11 @@ class Call:
         self.stream: web.StreamResponse | None = None  # set once a stream's headers are out
 
     # --- the request ---------------------------------------------------------------
+
+    @property
+    def header_bytes(self) -> bytes:
+        """The raw header names and values, run together: one C pass answers "all ASCII?" and "how big?"."""
+        return b"".join(chain.from_iterable(self.request.raw_headers))
 
     @property
     def account(self) -> str:

@@ -116,10 +116,11 @@ def parse_chat_request(body: Any, models: dict[str, Model]) -> ChatRequest:
     max_tokens = _int(body, "max_completion_tokens", 1, None)
     if max_tokens is None:
         max_tokens = _int(body, "max_tokens", 1, None)
-    _number(body, "temperature", 0, 2)
-    _number(body, "top_p", 0, 1)
-    _number(body, "presence_penalty", -2, 2)
-    _number(body, "frequency_penalty", -2, 2)
+    if not _SAMPLING.isdisjoint(body):
+        _number(body, "temperature", 0, 2)
+        _number(body, "top_p", 0, 1)
+        _number(body, "presence_penalty", -2, 2)
+        _number(body, "frequency_penalty", -2, 2)
     stop = _stop(body.get("stop"))
     tools = _tools(body.get("tools"))
     tool_choice = _tool_choice(body.get("tool_choice"), tools)
@@ -167,7 +168,7 @@ def parse_chat_request(body: Any, models: dict[str, Model]) -> ChatRequest:
         user=user,
         service_tier=service_tier,
         reasoning_effort=reasoning_effort,
-        unknown_fields=tuple(sorted(k for k in body if k not in KNOWN_FIELDS)),
+        unknown_fields=tuple(sorted(body.keys() - KNOWN_FIELDS)),
     )
 
 
@@ -221,6 +222,7 @@ def _choice(body: dict, field: str, allowed: tuple[str, ...], prefix: str = "") 
     return value
 
 
+_SAMPLING = frozenset({"temperature", "top_p", "presence_penalty", "frequency_penalty"})
 _OTHER_PARAMETERS = frozenset({
     "store", "prompt_cache_key", "safety_identifier", "verbosity", "prompt_cache_retention", "metadata", "logit_bias",
     "modalities", "audio", "prediction", "web_search_options", "functions", "function_call",

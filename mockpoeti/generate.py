@@ -2,8 +2,9 @@
 
 Pure: no I/O, no aiohttp. Faker is imported on first use, not at import time,
 because `import faker` costs ~66 ms and a `Faker("en_US")` ~22 ms more (median of 5
-runs, `python -X importtime`), and most servers start before they answer. Every function takes the seed it must use, so the same seed and request
-always give the same bytes, whatever else the server did in between.
+runs, `python -X importtime`), and most servers start before they answer. Every
+function takes the seed it must use, so the same seed and request always give the
+same bytes, whatever else the server did in between.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def canonical_json(value: object) -> str:
 
 def derive_seed(*parts: object) -> int:
     """A stable 64-bit seed from any values (Python's hash() is salted per process)."""
-    material = "\x1f".join(p if isinstance(p, str) else repr(p) for p in parts)
+    material = "\x1f".join([p if isinstance(p, str) else repr(p) for p in parts])
     return int.from_bytes(hashlib.blake2b(material.encode(), digest_size=8).digest(), "big")
 
 
@@ -120,14 +121,19 @@ class TextGenerator:
         counts = self._counts.get(lang)
         if counts is None:
             counts = self._counts[lang] = tuple(count_tokens(s) for s in pool)
-        rnd = random.Random(seed)
-        count = rnd.randint(*sentences)
-        picks = [rnd.randrange(len(pool)) for _ in range(count)]
-        tokens = sum(counts[i] for i in picks)
+        # The draws are the bytes of one hash of the seed: a Random seeded per answer cost
+        # more than the rest of the answer together.
+        draws = hashlib.blake2b((seed & 0xFFFF_FFFF_FFFF_FFFF).to_bytes(8, "big"), digest_size=64).digest()
+        low, high = sentences
+        count = low + draws[0] % (high - low + 1)
+        size = len(pool)
+        picks = [int.from_bytes(draws[1 + 2 * k : 3 + 2 * k], "big") % size for k in range(count)]
+        tokens = sum([counts[i] for i in picks])
         if lang == "en":
-            return " ".join(pool[i] for i in picks), tokens
+            return " ".join([pool[i] for i in picks]), tokens
         last = count - 1
-        text = "".join(pool[p] + ("。" if i == last or rnd.random() < 0.5 else "，") for i, p in enumerate(picks))
+        stops = draws[40]  # a bit per sentence: a full stop or a comma after it
+        text = "".join([pool[p] + ("。" if i == last or stops >> i & 1 else "，") for i, p in enumerate(picks)])
         return text, tokens + count
 
     def value(self, schema: object, seed: int, where: str = "schema", budget: Budget | None = None) -> object:

@@ -70,7 +70,7 @@ class JournalEntry:
             method=request.method,
             path=request.path,
             query=request.query,
-            headers=_bounded(request.headers, request.raw_headers),
+            headers=_bounded(request.headers, len(call.header_bytes)),
             raw=None if raw is None else raw[:cap],
             size=0 if raw is None else len(raw),
             endpoint=call.endpoint,
@@ -125,9 +125,9 @@ class JournalEntry:
         return entry
 
 
-def _bounded(headers: Mapping[str, str], raw: tuple[tuple[bytes, bytes], ...]) -> Mapping[str, str]:
+def _bounded(headers: Mapping[str, str], size: int) -> Mapping[str, str]:
     """The headers as they came, or, past the journal's share, the first ones, each cut short."""
-    if sum(len(k) + len(v) for k, v in raw) <= JOURNAL_HEADER_BYTES:
+    if size <= JOURNAL_HEADER_BYTES:
         return headers
     kept: dict[str, str] = {}
     budget = JOURNAL_HEADER_BYTES

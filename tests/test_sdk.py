@@ -89,9 +89,10 @@ PINNED = {
         "index": 0,
         "message": {
             "role": "assistant",
-            "content": "Tonight production without recent. Political I traditional yard establish time actually again. "
-                       "Still Democrat focus receive recognize include night cultural board particular. Eight who base "
-                       "husband second hospital investment whose. Statement inside interest wall top wait.",
+            "content": "These wrong defense trial strong this national difficult vote language result guess letter "
+                       "still house. Floor series research member why according indicate fly worker not effect. Such "
+                       "per hear structure life. Attention keep hold concern last operation alone factor. Matter allow "
+                       "rise operation black boy direction because southern land modern who.",
             "refusal": None,
         },
         "logprobs": None,
@@ -99,8 +100,8 @@ PINNED = {
     }],
     "usage": {
         "prompt_tokens": 17,
-        "completion_tokens": 77,
-        "total_tokens": 94,
+        "completion_tokens": 98,
+        "total_tokens": 115,
         "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
         "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
     },
