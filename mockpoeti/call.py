@@ -60,6 +60,8 @@ class Call:
         "fault",
         "fault_skipped",
         "handler",
+        "header_bytes",
+        "is_admin",
         "key",
         "key_seen",
         "params",
@@ -82,6 +84,9 @@ class Call:
         self.trace_id = state.new_trace_id()
         self.arrived = arrived  # loop time: stream deadlines and retry waits count from it
         self.started = time.perf_counter()
+        self.is_admin = request.path.startswith("/__admin/")
+        # the raw header names and values, run together: one C pass answers "all ASCII?" and "how big?"
+        self.header_bytes = b"".join(chain.from_iterable(request.raw_headers))
         self.endpoint: str | None = None  # the route's name, which is also a scenario `endpoint`
         self.handler: Any = None
         self.params: dict[str, str] = {}
@@ -106,19 +111,10 @@ class Call:
     # --- the request ---------------------------------------------------------------
 
     @property
-    def header_bytes(self) -> bytes:
-        """The raw header names and values, run together: one C pass answers "all ASCII?" and "how big?"."""
-        return b"".join(chain.from_iterable(self.request.raw_headers))
-
-    @property
     def account(self) -> str:
         """The caller's account (only on routes that authenticate)."""
         assert self.key is not None
         return self.key.account
-
-    @property
-    def is_admin(self) -> bool:
-        return self.path.startswith("/__admin/")
 
     @property
     def method(self) -> str:

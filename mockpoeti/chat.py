@@ -125,15 +125,17 @@ def parse_chat_request(body: Any, models: dict[str, Model]) -> ChatRequest:
     tools = _tools(body.get("tools"))
     tool_choice = _tool_choice(body.get("tool_choice"), tools)
     response_format, schema = _response_format(body.get("response_format"))
-    logprobs = _optional(body, "logprobs", bool, "a boolean", False)
-    top_logprobs = _int(body, "top_logprobs", 0, MAX_TOP_LOGPROBS)
-    if top_logprobs is not None and not logprobs:
-        raise invalid("top_logprobs", "to be set only when 'logprobs' is true")
-    parallel_tool_calls = _optional(body, "parallel_tool_calls", bool, "a boolean", True)
-    seed = _int(body, "seed", -(2**63), 2**63 - 1)
-    user = _optional(body, "user", str, "a string", None)
-    service_tier = _choice(body, "service_tier", SERVICE_TIERS)
-    reasoning_effort = _choice(body, "reasoning_effort", REASONING_EFFORTS)
+    logprobs, top_logprobs, parallel_tool_calls, seed, user, service_tier, reasoning_effort = _LESS_USED_DEFAULTS
+    if not _LESS_USED.isdisjoint(body):
+        logprobs = _optional(body, "logprobs", bool, "a boolean", False)
+        top_logprobs = _int(body, "top_logprobs", 0, MAX_TOP_LOGPROBS)
+        if top_logprobs is not None and not logprobs:
+            raise invalid("top_logprobs", "to be set only when 'logprobs' is true")
+        parallel_tool_calls = _optional(body, "parallel_tool_calls", bool, "a boolean", True)
+        seed = _int(body, "seed", -(2**63), 2**63 - 1)
+        user = _optional(body, "user", str, "a string", None)
+        service_tier = _choice(body, "service_tier", SERVICE_TIERS)
+        reasoning_effort = _choice(body, "reasoning_effort", REASONING_EFFORTS)
     if not _OTHER_PARAMETERS.isdisjoint(body):
         _check_other_parameters(body)
 
@@ -222,6 +224,10 @@ def _choice(body: dict, field: str, allowed: tuple[str, ...], prefix: str = "") 
     return value
 
 
+_LESS_USED = frozenset({"logprobs", "top_logprobs", "parallel_tool_calls", "seed", "user", "service_tier", "reasoning_effort"})
+_LESS_USED_DEFAULTS: tuple[bool, int | None, bool, int | None, str | None, str | None, str | None] = (
+    False, None, True, None, None, None, None,
+)
 _SAMPLING = frozenset({"temperature", "top_p", "presence_penalty", "frequency_penalty"})
 _OTHER_PARAMETERS = frozenset({
     "store", "prompt_cache_key", "safety_identifier", "verbosity", "prompt_cache_retention", "metadata", "logit_bias",

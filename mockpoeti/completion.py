@@ -66,10 +66,11 @@ class Completion:
         return sum(c.completion_tokens for c in self.choices)
 
     def usage(self) -> dict:
+        completion_tokens = self.completion_tokens
         return {
             "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "total_tokens": self.prompt_tokens + self.completion_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": self.prompt_tokens + completion_tokens,
             "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
             "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
         }
@@ -154,7 +155,9 @@ def build_completion(request: ChatRequest, generator: TextGenerator, seed: int, 
     # A choice is a pure function of these: the same request is answered from memory.
     key = (base, request.stop, request.max_tokens, request.n, request.parallel_tool_calls)
     choices = tuple(
-        generator.remember((*key, i), lambda i=i: _build_choice(request, generator, derive_seed(base, i), i), _small)
+        generator.remember(
+            (*key, i), lambda i=i: _build_choice(request, generator, derive_seed(base, i) if i else base, i), _small
+        )
         for i in range(request.n)
     )
     return Completion(

@@ -138,17 +138,20 @@ class State:
         self.traces.append(trace)
         self.stored[trace.account] = self.stored.get(trace.account, 0) + 1
         self.traces_by_id[trace.trace_id] = trace
+        day, cost = day_of(trace.created_at), trace.cost_nanos
         key = self.keys_by_id.get(trace.key_id)
         if key is not None:
             key.total_requests += 1
-            key.total_cost_nanos += trace.cost_nanos
-            month = day_of(trace.created_at)[:7]
-            key.spent_nanos[month] = key.spent_nanos.get(month, 0) + trace.cost_nanos
+            key.total_cost_nanos += cost
+            month = day[:7]
+            key.spent_nanos[month] = key.spent_nanos.get(month, 0) + cost
         # Calls naming no model of the catalog count under None: a row per invented
         # name would let garbage requests grow the sums without bound.
         model = trace.model if trace.model in self.catalog.models else None
-        days = self.aggregates.setdefault(trace.account, {})
-        cell = days.setdefault(day_of(trace.created_at), {}).setdefault((trace.key_id, model), Sums())
+        cells = self.aggregates.setdefault(trace.account, {}).setdefault(day, {})
+        cell = cells.get((trace.key_id, model))
+        if cell is None:
+            cell = cells[trace.key_id, model] = Sums()
         cell.add(trace)
 
     def find_trace(self, account: str, trace_id: str) -> Trace | None:

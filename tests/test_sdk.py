@@ -89,10 +89,9 @@ PINNED = {
         "index": 0,
         "message": {
             "role": "assistant",
-            "content": "These wrong defense trial strong this national difficult vote language result guess letter "
-                       "still house. Floor series research member why according indicate fly worker not effect. Such "
-                       "per hear structure life. Attention keep hold concern last operation alone factor. Matter allow "
-                       "rise operation black boy direction because southern land modern who.",
+            "content": "Democratic right effect during factor. Professional sit several heart result very team. Eye "
+                       "series attention purpose economy member else point TV station. Enter magazine once Mrs later "
+                       "war. Hair point stuff for main style. Something step man draw interest baby you.",
             "refusal": None,
         },
         "logprobs": None,
@@ -100,8 +99,8 @@ PINNED = {
     }],
     "usage": {
         "prompt_tokens": 17,
-        "completion_tokens": 98,
-        "total_tokens": 115,
+        "completion_tokens": 75,
+        "total_tokens": 92,
         "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
         "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
     },
