@@ -9,6 +9,7 @@ so `reset` rewinds it (and drops the stubs).
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
@@ -81,51 +82,160 @@ class Decision:
     seed: int
 
 
+class Condition:
+    """One thing a `match` asks of a request: whether it holds, and, when it does not,
+    what differed (respx's patterns: each knows how to match and how to describe a miss)."""
+
+    __slots__ = ()
+
+    def holds(self, view: RequestView) -> bool:
+        raise NotImplementedError
+
+    def explain(self, view: RequestView) -> str:
+        raise NotImplementedError
+
+
+class Equals(Condition):
+    """endpoint, method, stream, last_role: the request's value, exactly."""
+
+    __slots__ = ("field", "wanted")
+
+    def __init__(self, field: str, wanted: object) -> None:
+        self.field, self.wanted = field, wanted
+
+    def holds(self, view: RequestView) -> bool:
+        return getattr(view, self.field) == self.wanted
+
+    def explain(self, view: RequestView) -> str:
+        return f"{self.field}: wanted {self.wanted}, got {getattr(view, self.field)}"
+
+
+class Glob(Condition):
+    """path, model: a glob over the request's value."""
+
+    __slots__ = ("field", "pattern")
+
+    def __init__(self, field: str, pattern: str) -> None:
+        self.field, self.pattern = field, pattern
+
+    def holds(self, view: RequestView) -> bool:
+        return fnmatchcase(getattr(view, self.field) or "", self.pattern)
+
+    def explain(self, view: RequestView) -> str:
+        return f"{self.field}: wanted {self.pattern}, got {getattr(view, self.field)}"
+
+
+class Key(Glob):
+    """The API key, by glob; a miss never shows the key."""
+
+    __slots__ = ()
+
+    def explain(self, view: RequestView) -> str:
+        return "key: a different API key"
+
+
+class Message(Condition):
+    """The last user message: a substring, or a regex."""
+
+    __slots__ = ("wanted",)
+
+    def __init__(self, wanted: str | re.Pattern) -> None:
+        self.wanted = wanted
+
+    def holds(self, view: RequestView) -> bool:
+        wanted = self.wanted
+        return wanted in view.message if isinstance(wanted, str) else wanted.search(view.message) is not None
+
+    def explain(self, view: RequestView) -> str:
+        shown = self.wanted if isinstance(self.wanted, str) else f"/{self.wanted.pattern}/"
+        return f"message: wanted {shown!r}, got {view.message[:80]!r}"
+
+
+class Header(Condition):
+    __slots__ = ("name", "pattern")
+
+    def __init__(self, name: str, pattern: str) -> None:
+        self.name, self.pattern = name, pattern
+
+    def holds(self, view: RequestView) -> bool:
+        value = view.headers.get(self.name)
+        return value is not None and fnmatchcase(value, self.pattern)
+
+    def explain(self, view: RequestView) -> str:
+        return f"headers.{self.name}: wanted {self.pattern!r}, got {view.headers.get(self.name)!r}"
+
+
+class Body(Condition):
+    """A JSON subset of the body."""
+
+    __slots__ = ("wanted",)
+
+    def __init__(self, wanted: Any) -> None:
+        self.wanted = wanted
+
+    def holds(self, view: RequestView) -> bool:
+        return contains(view.body, self.wanted)
+
+    def explain(self, view: RequestView) -> str:
+        return "body: does not contain the wanted subset"
+
+
+class Tools(Condition):
+    """`true`: some tools declared; `false`: none; a set of names: exactly those."""
+
+    __slots__ = ("wanted",)
+
+    def __init__(self, wanted: bool | frozenset[str]) -> None:
+        self.wanted = wanted
+
+    def holds(self, view: RequestView) -> bool:
+        if isinstance(self.wanted, bool):
+            return self.wanted == bool(view.tools)
+        return self.wanted == frozenset(view.tools)
+
+    def explain(self, view: RequestView) -> str:
+        got = ", ".join(sorted({name or "(unnamed)" for name in view.tools})) or "none"
+        return f"tools: wanted {self._shown()}, got {got}"
+
+    def _shown(self) -> str:
+        if isinstance(self.wanted, bool):
+            return "at least one tool" if self.wanted else "no tools"
+        return ", ".join(sorted(self.wanted))
+
+
+def conditions_of(match: Match) -> tuple[Condition, ...]:
+    """A match's conditions, in the order a miss lists them."""
+    out: list[Condition] = []
+    for field in ("endpoint", "method"):
+        if getattr(match, field) is not None:
+            out.append(Equals(field, getattr(match, field)))
+    for field in ("path", "model"):
+        if getattr(match, field) is not None:
+            out.append(Glob(field, getattr(match, field)))
+    if match.stream is not None:
+        out.append(Equals("stream", match.stream))
+    if match.message is not None:
+        out.append(Message(match.message))
+    out += [Header(name, pattern) for name, pattern in match.headers]
+    if match.body is not None:
+        out.append(Body(match.body))
+    if match.key is not None:
+        out.append(Key("key", match.key))
+    if match.last_role is not None:
+        out.append(Equals("last_role", match.last_role))
+    if match.tools is not None:
+        out.append(Tools(match.tools))
+    return tuple(out)
+
+
+def holds(conditions: tuple[Condition, ...], view: RequestView) -> bool:
+    """All of them hold (stops at the first that does not: a request most rules miss costs little)."""
+    return all(condition.holds(view) for condition in conditions)
+
+
 def differences(match: Match, view: RequestView) -> list[str]:
     """What keeps `match` from holding for `view`; empty when it holds."""
-    out = []
-    if match.endpoint is not None and match.endpoint != view.endpoint:
-        out.append(f"endpoint: wanted {match.endpoint}, got {view.endpoint}")
-    if match.method is not None and match.method != view.method:
-        out.append(f"method: wanted {match.method}, got {view.method}")
-    if match.path is not None and not fnmatchcase(view.path, match.path):
-        out.append(f"path: wanted {match.path}, got {view.path}")
-    if match.model is not None and not fnmatchcase(view.model or "", match.model):
-        out.append(f"model: wanted {match.model}, got {view.model}")
-    if match.stream is not None and match.stream != view.stream:
-        out.append(f"stream: wanted {match.stream}, got {view.stream}")
-    if match.message is not None:
-        wanted = match.message
-        found = wanted.search(view.message) if not isinstance(wanted, str) else wanted in view.message
-        if not found:
-            shown = wanted if isinstance(wanted, str) else f"/{wanted.pattern}/"
-            out.append(f"message: wanted {shown!r}, got {view.message[:80]!r}")
-    for name, pattern in match.headers:
-        value = view.headers.get(name)
-        if value is None or not fnmatchcase(value, pattern):
-            out.append(f"headers.{name}: wanted {pattern!r}, got {value!r}")
-    if match.body is not None and not contains(view.body, match.body):
-        out.append("body: does not contain the wanted subset")
-    if match.key is not None and not fnmatchcase(view.key or "", match.key):
-        out.append("key: a different API key")
-    if match.last_role is not None and match.last_role != view.last_role:
-        out.append(f"last_role: wanted {match.last_role}, got {view.last_role}")
-    if match.tools is not None and not _tools_hold(match.tools, view.tools):
-        got = ", ".join(sorted({name or "(unnamed)" for name in view.tools})) or "none"
-        out.append(f"tools: wanted {_show_tools(match.tools)}, got {got}")
-    return out
-
-
-def _tools_hold(wanted: bool | frozenset[str], declared: tuple[str, ...]) -> bool:
-    if isinstance(wanted, bool):
-        return wanted == bool(declared)
-    return wanted == frozenset(declared)
-
-
-def _show_tools(tools: bool | frozenset[str]) -> str:
-    if isinstance(tools, bool):
-        return "at least one tool" if tools else "no tools"
-    return ", ".join(sorted(tools))
+    return [c.explain(view) for c in conditions_of(match) if not c.holds(view)]
 
 
 def contains(actual: Any, wanted: Any) -> bool:
@@ -142,6 +252,7 @@ class Stub:
     rule: Rule  # its label, `stub#ID`, is what the journal names
     spec: dict  # the stub as given (plain JSON), for listings
     calls: int = 0
+    conditions: tuple[Condition, ...] = ()
 
     @property
     def id(self) -> int:
@@ -164,7 +275,7 @@ class Stubs:
         self._next_id = 1
 
     def add(self, rule: Rule, spec: dict) -> Stub:
-        stub = Stub(replace(rule, stub_id=self._next_id), spec)
+        stub = Stub(replace(rule, stub_id=self._next_id), spec, conditions=conditions_of(rule.match))
         self._by_id[stub.id] = stub
         self._next_id += 1
         return stub
@@ -194,6 +305,7 @@ class Playbook:
         self.seed = seed
         self.scenario_rules: list[Rule] = [rule for s in self.scenarios for rule in s.rules]
         self.uses = [0] * len(self.scenario_rules)
+        self._conditions = [conditions_of(rule.match) for rule in self.scenario_rules]
         # a scenario's own seed, when it has one, makes its answers the same on any server
         self._seeds = [s.seed if s.seed is not None else seed for s in self.scenarios for _ in s.rules]
         # Rules that name an endpoint are only tried for it: matching stays flat as rules grow.
@@ -202,7 +314,12 @@ class Playbook:
             for endpoint in (*ENDPOINTS, None)
         }
         self._chaos = [
-            (s.name, s.chaos, random.Random(s.chaos.seed if s.chaos.seed is not None else s.seed if s.seed is not None else seed))
+            (
+                s.name,
+                s.chaos,
+                conditions_of(s.chaos.match),
+                random.Random(s.chaos.seed if s.chaos.seed is not None else s.seed if s.seed is not None else seed),
+            )
             for s in self.scenarios
             if s.chaos is not None
         ]
@@ -227,7 +344,7 @@ class Playbook:
         first, then the scenarios' rules in order; else chaos may strike."""
         if self.stubs:
             for stub in self.stubs.newest_first():
-                if not stub.used_up and not differences(stub.rule.match, view):
+                if not stub.used_up and holds(stub.conditions, view):
                     n = stub.calls
                     stub.calls = n + 1
                     respond = stub.rule.responses[min(n, len(stub.rule.responses) - 1)]
@@ -236,13 +353,13 @@ class Playbook:
             rule = self.scenario_rules[i]
             if rule.times is not None and self.uses[i] >= rule.times:
                 continue
-            if not differences(rule.match, view):
+            if holds(self._conditions[i], view):
                 n = self.uses[i]
                 self.uses[i] = n + 1
                 respond = rule.responses[min(n, len(rule.responses) - 1)]
                 return Decision(rule.label, respond, derive_seed(self._seeds[i], i, n))
-        for name, chaos, rnd in self._chaos:
-            if not differences(chaos.match, view) and rnd.random() < chaos.rate:
+        for name, chaos, conditions, rnd in self._chaos:
+            if holds(conditions, view) and rnd.random() < chaos.rate:
                 return Decision(f"{name}/chaos", rnd.choice(chaos.responses), rnd.getrandbits(32))
         return None
 
