@@ -6,6 +6,7 @@ OpenAI does (`messages[1].role`), so a client sees exactly what to fix.
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ from .generate import count_tokens
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 RESPONSE_FORMATS = ("text", "json_object", "json_schema")
+MAX_UNKNOWN_SHOWN = 32  # unknown top-level fields the journal names (the first, sorted)
 MESSAGE_OVERHEAD = 3  # tokens per message, as OpenAI counts them
 IMAGE_TOKENS = 85
 MAX_TOP_LOGPROBS = 20
@@ -170,7 +172,7 @@ def parse_chat_request(body: Any, models: dict[str, Model]) -> ChatRequest:
         user=user,
         service_tier=service_tier,
         reasoning_effort=reasoning_effort,
-        unknown_fields=tuple(sorted(body.keys() - KNOWN_FIELDS)),
+        unknown_fields=tuple(heapq.nsmallest(MAX_UNKNOWN_SHOWN, body.keys() - KNOWN_FIELDS)),
     )
 
 

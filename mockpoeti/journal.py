@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .clock import iso
 from .errors import ApiError
-from .records import ApiKey, key_prefix
+from .records import ApiKey, clip, key_prefix
 from .wire import parse_json
 
 if TYPE_CHECKING:
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 JOURNAL_BODY_BYTES = 32 * 1024  # of a request body the journal keeps
 JOURNAL_BODY_BYTES_UNAUTHENTICATED = 1024  # ... of a request no key admitted
 JOURNAL_HEADER_BYTES = 8 * 1024  # of its headers, names and values together
+JOURNAL_URL_CHARS = 2048  # of its path, and of its query string
 _SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "cookie", "x-admin-token"})
 _SECRET_PARAMS = frozenset({"key", "api_key", "apikey", "api-key", "access_token", "token", "admin_token"})
 
@@ -68,8 +69,8 @@ class JournalEntry:
         return cls(
             at=call.state.clock.now(),
             method=request.method,
-            path=request.path,
-            query=request.query,
+            path=clip(request.path, JOURNAL_URL_CHARS),
+            query=request.query if len(request.query_string) <= JOURNAL_URL_CHARS else _first(request.query, JOURNAL_URL_CHARS),
             headers=_bounded(request.headers, len(call.header_bytes)),
             raw=None if raw is None else raw[:cap],
             size=0 if raw is None else len(raw),
@@ -127,11 +128,13 @@ class JournalEntry:
 
 def _bounded(headers: Mapping[str, str], size: int) -> Mapping[str, str]:
     """The headers as they came, or, past the journal's share, the first ones, each cut short."""
-    if size <= JOURNAL_HEADER_BYTES:
-        return headers
+    return headers if size <= JOURNAL_HEADER_BYTES else _first(headers, JOURNAL_HEADER_BYTES)
+
+
+def _first(items: Mapping[str, str], budget: int) -> dict[str, str]:
+    """The first names and values that fit in `budget` characters, the last one cut short."""
     kept: dict[str, str] = {}
-    budget = JOURNAL_HEADER_BYTES
-    for name, value in headers.items():
+    for name, value in items.items():
         if budget <= 0:
             break
         kept.setdefault(name[:256], value[: max(0, budget - len(name))])
@@ -150,7 +153,7 @@ def mask_header(name: str, value: str) -> str:
 
 def mask_param(name: str, value: str) -> str:
     """A key sent in the query string is as secret as one in a header."""
-    return key_prefix(value) if name.lower() in _SECRET_PARAMS else _text(value)
+    return key_prefix(value) if name.lower() in _SECRET_PARAMS or value.startswith("sk-") else _text(value)
 
 
 def _text(value: str) -> str:

@@ -304,3 +304,25 @@ def test_out_of_file_descriptors_the_server_keeps_serving_and_says_so_once_a_sec
     reports = [line for line in server.stderr.splitlines() if "out of file descriptors" in line]
     assert answered == 200
     assert 1 <= len(reports) <= 6 and len(server.stderr.splitlines()) == len(reports)  # was 500,000 lines in 35 s
+
+
+def test_a_body_with_too_many_values_is_refused_without_holding_other_clients():
+    wide = b"{" + b",".join(b'"k%d":0' % i for i in range(300_000)) + b"}"
+    many_unknown = {**CHAT, **{f"x{i:05}": i for i in range(5_000)}}
+    with serve() as server, httpx.Client(base_url=server.url, headers=AUTH, timeout=30) as http:
+        with Probe(server.url):
+            for _ in range(5):
+                refused = http.post("/v1/chat/completions", content=wide, headers={"Content-Type": "application/json"})
+                assert error_of(refused) == (400, "invalid_request") and "100000 values" in refused.json()["error"]["message"]
+        assert http.post("/v1/chat/completions", json=many_unknown).status_code == 200
+        entry = http.get("/__admin/requests").json()["requests"][-1]
+    assert entry["unknown_fields"] == [f"x{i:05}" for i in range(32)]  # the first 32, sorted
+
+
+def test_the_journal_keeps_a_bounded_view_of_long_urls(poeti, http):
+    http.get("/v1/models", params={"q": "x" * 60_000, "key": DEFAULT_KEY})
+    http.get("/v1/" + "p" * 60_000)
+    query_entry, path_entry = poeti.requests[-2:]
+    assert sum(len(k) + len(v) for k, v in query_entry["query"].items()) <= 2048
+    assert len(path_entry["path"]) <= 2048 and path_entry["path"].startswith("/v1/ppp")
+    assert DEFAULT_KEY not in json.dumps(poeti.requests)
