@@ -59,7 +59,6 @@ class Call:
         "extra_headers",
         "fault",
         "fault_skipped",
-        "handler",
         "header_bytes",
         "is_admin",
         "key",
@@ -88,7 +87,6 @@ class Call:
         # the raw header names and values, run together: one C pass answers "all ASCII?" and "how big?"
         self.header_bytes = b"".join(chain.from_iterable(request.raw_headers))
         self.endpoint: str | None = None  # the route's name, which is also a scenario `endpoint`
-        self.handler: Any = None
         self.params: dict[str, str] = {}
         self.raw: bytes | None = None  # the body as read (None: not read)
         self.body: Any = None  # the body as JSON, once parsed

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field, replace
 from .chat import ChatRequest
 from .generate import TextGenerator, canonical_json, count_tokens, derive_seed, json_text, language_of, tokenize
 from .scenario import Respond
-from .structured import Budget
 
 _ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 _WORD = re.compile(r"\s*\S+\s*")
@@ -180,8 +179,11 @@ def _small(choice: Choice) -> bool:
 
 
 def _build_choice(request: ChatRequest, generator: TextGenerator, seed: int, index: int) -> Choice:
-    budget = Budget(share=request.n)  # the choices share the generation bounds: n x 2000 nodes would not be bounded
     tools = _chosen_tools(request)
+    if tools or request.response_format != "text":
+        from .structured import Budget  # loaded with the first structured answer: it is a twentieth of the import time
+
+        budget = Budget(share=request.n)  # the choices share the generation bounds: n x 2000 nodes would not be bounded
     if tools:
         calls = []
         for k, (position, tool) in enumerate(tools):

@@ -14,10 +14,13 @@ import json
 import random
 import re
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import orjson
 
-from .structured import Budget, generate
+if TYPE_CHECKING:
+    from .structured import Budget
+
 
 # One token per CJK character, ~4 Latin letters per token, digits by threes,
 # punctuation alone: close to what BPE tokenizers count, and the pieces join
@@ -139,6 +142,8 @@ class TextGenerator:
     def value(self, schema: object, seed: int, where: str = "schema", budget: Budget | None = None) -> object:
         """A value valid against a JSON Schema (tool arguments, JSON mode), within
         `structured`'s bounds; `where` names the schema in an `invalid_request`."""
+        from .structured import generate  # rstr and the schema walker load with the first structured answer
+
         return generate(schema, random.Random(seed), self.named, where, budget)
 
     def named(self, provider: str) -> tuple[str, ...]:
