@@ -13,6 +13,8 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
+from orjson import dumps
+
 from .chat import ChatRequest
 from .generate import TextGenerator, canonical_json, count_tokens, derive_seed, json_text, language_of, tokenize
 from .scenario import Respond
@@ -304,7 +306,7 @@ def split_text(text: str, chunk: str | int = "token") -> list[str]:
 
 def stream_chunks(
     completion: Completion, include_usage: bool = False, chunk: str | int = "token"
-) -> tuple[list[str], Iterator[dict]]:
+) -> tuple[list[str], Iterator[dict | bytes]]:
     """The chunk sequence: each chunk's kind, known at once so the writer can
     plan its pacing, and the chunks themselves, made one at a time as they are
     taken (a paced stream holds one chunk, not all of them, while it lasts).
@@ -312,6 +314,10 @@ def stream_chunks(
     Kinds: `role` (first delta), `content` (text, a tool call's header or a
     piece of its arguments; paced), `finish` (finish_reason), `usage` (only
     with include_usage).
+
+    A plain text chunk comes already as JSON bytes: the same chunk with only its
+    text changed, spliced into one serialised template (most of a stream is such
+    chunks, and making and serialising a dict for each was most of its cost).
     """
     pieces_by_choice = [_pieces(c, chunk) for c in completion.choices]
     rounds = max((len(p) for p in pieces_by_choice), default=0)
@@ -335,7 +341,7 @@ def _pieces(choice: Choice, chunk: str | int) -> list[str | tuple[str, int, str]
     return pieces
 
 
-def _chunks(completion: Completion, include_usage: bool, pieces_by_choice: list, rounds: int) -> Iterator[dict]:
+def _chunks(completion: Completion, include_usage: bool, pieces_by_choice: list, rounds: int) -> Iterator[dict | bytes]:
     def chunk_of(choices: list[dict]) -> dict:
         out = {
             "id": completion.id,
@@ -360,6 +366,8 @@ def _chunks(completion: Completion, include_usage: bool, pieces_by_choice: list,
         if completion.top_logprobs is not None else None
         for c in completion.choices
     ]
+    # per choice: a text chunk's JSON before and after its text
+    templates = [dumps(chunk_of([delta(c.index, {"content": ""})])).split(b'"content":""', 1) for c in completion.choices]
     for c in completion.choices:
         if c.tool_calls and not c.content:
             head = {"role": "assistant", "content": None, "tool_calls": [header(0, c.tool_calls[0])], "refusal": None}
@@ -375,8 +383,11 @@ def _chunks(completion: Completion, include_usage: bool, pieces_by_choice: list,
                 what, k, text = piece
                 call = header(k, c.tool_calls[k]) if what == "head" else {"index": k, "function": {"arguments": text}}
                 yield chunk_of([delta(c.index, {"tool_calls": [call]})])
+            elif drawer is None:
+                before, after = templates[c.index]
+                yield b"".join((before, b'"content":', dumps(piece), after))
             else:
-                logprobs = {"content": drawer.entries(tokenize(piece)), "refusal": None} if drawer else None
+                logprobs = {"content": drawer.entries(tokenize(piece)), "refusal": None}
                 yield chunk_of([delta(c.index, {"content": piece}, logprobs=logprobs)])
     for c in completion.choices:
         yield chunk_of([delta(c.index, {}, c.finish_reason)])

@@ -30,8 +30,9 @@ HEADERS = {
 }
 
 
-def frame(data: dict) -> bytes:
-    return b"data: " + encode(data) + b"\n\n"
+def frame(data: dict | bytes) -> bytes:
+    """One SSE event: a chunk, or a chunk already serialised."""
+    return b"".join((b"data: ", data if isinstance(data, bytes) else encode(data), b"\n\n"))
 
 
 def offsets(kinds: list[str], pacing: Pacing | None, rnd: random.Random) -> Iterator[float | None] | None:
