@@ -8,7 +8,8 @@ import gc
 import ipaddress
 import signal
 import sys
-from typing import NoReturn
+from collections.abc import Coroutine
+from typing import Any, NoReturn
 
 from . import __version__
 
@@ -152,7 +153,6 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .errors import ConfigError
     from .server import MockServer
 
     try:
@@ -175,13 +175,21 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"mockpoeti: --clock: {e}", file=sys.stderr)
         return 2
+    return run_until_stopped(_run(server), args.host, args.port)
+
+
+def run_until_stopped(main: Coroutine[Any, Any, None], host: str, port: int) -> int:
+    """Run a server until a signal stops it: 0; or 1, with one line, for a file it refused
+    or an address it cannot listen on."""
+    from .errors import ConfigError
+
     try:
-        asyncio.run(_run(server))
+        asyncio.run(main)
     except ConfigError as e:
         print("\n".join(e.problems), file=sys.stderr)
         return 1
     except OSError as e:
-        print(f"mockpoeti: cannot listen on {args.host}:{args.port}: {e.strerror or e}", file=sys.stderr)
+        print(f"mockpoeti: cannot listen on {host}:{port}: {e.strerror or e}", file=sys.stderr)
         return 1
     return 0
 

@@ -300,13 +300,11 @@ def run_recorder(upstream: str, out: str, host: str, port: int, timeout: float, 
     if not path.parent.is_dir():
         print(f"mockpoeti: --out: no such folder: {path.parent}", file=sys.stderr)
         return 2
+    from .cli import run_until_stopped
+
     try:
         recorder = Recorder(upstream, path, timeout=timeout, flush_seconds=flush_seconds, fixtures=fixtures)
-        asyncio.run(recorder.run(host, port))
     except ConfigError as e:
         print("\n".join(e.problems), file=sys.stderr)
         return 1
-    except OSError as e:
-        print(f"mockpoeti: cannot listen on {host}:{port}: {e.strerror or e}", file=sys.stderr)
-        return 1
-    return 0
+    return run_until_stopped(recorder.run(host, port), host, port)

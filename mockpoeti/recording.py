@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from .chat import ROLES
+from .chat import ROLES, message_text
 from .completion import split_text
 from .scenario import CHUNKINGS, FINISH_REASONS
 
@@ -156,17 +156,8 @@ def _chat_identity(exchange: Exchange) -> tuple | None:
         if not all(isinstance(n, str) for n in found):
             return None
         names = tuple(n for n in found if isinstance(n, str))
-    message = next((_message_text(m) for m in reversed(messages) if m.get("role") == "user"), "")
+    message = next((message_text(m) for m in reversed(messages) if m.get("role") == "user"), "")
     return model, body.get("stream") is True, names, messages[-1]["role"], message
-
-
-def _message_text(message: dict) -> str:
-    content = message.get("content")
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
-    return ""
 
 
 def _rule(key: tuple, group: list[Exchange], errors: Mapping[str, Any]) -> dict:

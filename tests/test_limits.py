@@ -17,8 +17,7 @@ import time
 import httpx
 import openai
 import pytest
-
-from tests.serving import DEFAULT_KEY, Served, all_traces, console_script, serve
+from serving import DEFAULT_KEY, Served, all_traces, console_script, serve
 
 CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
 AUTH = {"Authorization": f"Bearer {DEFAULT_KEY}"}

@@ -17,6 +17,7 @@ import time
 import httpx
 import openai
 import pytest
+from payloads import chat_with_retry
 
 from mockpoeti.retries import group_attempts, judge
 
@@ -31,27 +32,6 @@ def sdk(poeti, max_retries: int = 0, api_key: str | None = None) -> openai.OpenA
 
 def create(client: openai.OpenAI, text: str = "hello"):
     return client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": text}])
-
-
-def chat_with_retry(client, **kwargs):
-    """The reference's retry strategy (poeti-api-reference.txt, 重试策略), as written there
-    but for its first wait: 0.1 s instead of 1 s, to keep the test short."""
-    max_retries = 3
-    wait = 0.1
-    for attempt in range(max_retries):
-        try:
-            return client.chat.completions.create(**kwargs)
-        except openai.RateLimitError:
-            if attempt == max_retries - 1:
-                raise
-            time.sleep(wait)
-            wait *= 2  # 指数退避
-        except openai.APIStatusError as e:
-            if e.status_code >= 500:
-                time.sleep(wait)
-                wait *= 2
-            else:
-                raise
 
 
 def retry_by_hand(poeti, waits: list[float]) -> httpx.Response:
@@ -116,7 +96,7 @@ def test_the_sdk_with_the_shipped_retry_then_succeed_scenario(poeti):
 def test_the_references_chat_with_retry_passes(poeti, failure):
     poeti.stub([failure, failure, "at last"])
 
-    reply = chat_with_retry(sdk(poeti), model="gpt-4o", messages=[{"role": "user", "content": "hello"}])
+    reply = chat_with_retry(sdk(poeti), time.sleep, 0.1, model="gpt-4o", messages=[{"role": "user", "content": "hello"}])
 
     (call,) = poeti.assert_retried(max_attempts=3)
     assert reply.choices[0].message.content == "at last"
@@ -128,7 +108,7 @@ def test_the_reference_gives_up_after_three_rate_limits_and_that_is_fine(poeti):
     poeti.stub(RATE_LIMITED)
 
     with pytest.raises(openai.RateLimitError):
-        chat_with_retry(sdk(poeti), model="gpt-4o", messages=[{"role": "user", "content": "hello"}])
+        chat_with_retry(sdk(poeti), time.sleep, 0.1, model="gpt-4o", messages=[{"role": "user", "content": "hello"}])
 
     (call,) = poeti.assert_retried(max_attempts=3)
     assert [a["status"] for a in call] == [429, 429, 429]
@@ -138,7 +118,7 @@ def test_a_400_that_is_not_retried_is_fine(poeti):
     poeti.stub({"error": "invalid_request"})
 
     with pytest.raises(openai.BadRequestError):
-        chat_with_retry(sdk(poeti), model="gpt-4o", messages=[{"role": "user", "content": "hello"}])
+        chat_with_retry(sdk(poeti), time.sleep, 0.1, model="gpt-4o", messages=[{"role": "user", "content": "hello"}])
 
     assert len(poeti.assert_retried()) == 1
 

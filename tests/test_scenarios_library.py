@@ -16,7 +16,7 @@ import httpx
 import openai
 import pytest
 import yaml
-from payloads import WEATHER
+from payloads import WEATHER, chat_with_retry
 
 from mockpoeti import MockServer
 from mockpoeti.scenario_file import load_scenario, shipped_scenarios
@@ -113,27 +113,6 @@ def baseline_pieces(seed: int, **request) -> tuple[list[str], list[str]]:
             client.chat.completions.create(model="gpt-4o", messages=QUESTION, stream=True, **request)
         )
     return pieces, finishes
-
-
-# The reference's retry helper (seed/poeti-api-reference.txt, "重试策略"), copied as is
-# except that `time.sleep(wait)` is `sleep(wait)`, a recorder the test passes in.
-def chat_with_retry(client, sleep, **kwargs):
-    max_retries = 3
-    wait = 1
-    for attempt in range(max_retries):
-        try:
-            return client.chat.completions.create(**kwargs)
-        except openai.RateLimitError:
-            if attempt == max_retries - 1:
-                raise
-            sleep(wait)
-            wait *= 2  # 指数退避
-        except openai.APIStatusError as e:
-            if e.status_code >= 500:
-                sleep(wait)
-                wait *= 2
-            else:
-                raise
 
 
 def recording_http_client() -> tuple[httpx.Client, list[httpx.Response]]:

@@ -13,10 +13,10 @@ import json
 import httpx
 import openai
 import pytest
+from payloads import WEATHER
+from serving import PYTEST_OPTIONS
 
 from mockpoeti import ConfigError, MockServer
-from tests.payloads import WEATHER
-from tests.serving import PYTEST_OPTIONS
 
 pytest_plugins = ["pytester"]
 
