@@ -42,7 +42,7 @@ class Plan:
                 decide_calls=2_000, timed_requests=5, growth_requests=1_000, profile_requests=300,
             )
         return cls(
-            quick=False, loadgen=loadgen, seconds=5.0, warmup_seconds=1.0, rounds=2, connections=50,
+            quick=False, loadgen=loadgen, seconds=5.0, warmup_seconds=1.0, rounds=3, connections=50,
             stream_chunks=100, paced_streams=100, paced_streams_heavy=500, paced_chunks=100,
             paced_interval_ms=10.0, paced_seconds=4.0, startup_runs=5, traces=100_000, rules=1_000,
             decide_calls=20_000, timed_requests=20, growth_requests=100_000, profile_requests=10_000,
