@@ -13,6 +13,8 @@ from typing import Any, NoReturn
 
 from . import __version__
 
+MAX_KEYS_PER_ACCOUNT = 10_000
+
 
 class _Parser(argparse.ArgumentParser):
     """A usage mistake is one line on stderr and exit 2 (`--help` shows the usage)."""
@@ -41,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--max-traces", type=_count, default=100_000, metavar="N", help="traces kept (default: 100000)")
     serve.add_argument("--max-journal", type=_count, default=1_000, metavar="N", help="journal entries kept (default: 1000)")
     serve.add_argument(
-        "--max-keys", type=_count, default=1_000, metavar="N", help="API keys an account may have (default: 1000)"
+        "--max-keys", type=_key_count, default=1_000, metavar="N",
+        help="API keys an account may have (default: 1000, at most 10000)",
     )
     serve.add_argument(
         "--header-timeout", type=_seconds, default=15.0, metavar="SECONDS",
@@ -82,6 +85,14 @@ def _count(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if not 1 <= value <= 1_000_000_000:
         raise argparse.ArgumentTypeError(f"{value} is out of range; expected 1 to 1000000000")
+    return value
+
+
+def _key_count(text: str) -> int:
+    """At most 10,000 keys an account: a full listing stays a few megabytes."""
+    value = _count(text)
+    if value > MAX_KEYS_PER_ACCOUNT:
+        raise argparse.ArgumentTypeError(f"{value} is out of range; expected 1 to {MAX_KEYS_PER_ACCOUNT}")
     return value
 
 

@@ -325,3 +325,12 @@ def test_the_journal_keeps_a_bounded_view_of_long_urls(poeti, http):
     assert sum(len(k) + len(v) for k, v in query_entry["query"].items()) <= 2048
     assert len(path_entry["path"]) <= 2048 and path_entry["path"].startswith("/v1/ppp")
     assert DEFAULT_KEY not in json.dumps(poeti.requests)
+
+
+def test_keys_can_be_listed_a_page_at_a_time(poeti, http):
+    made = [http.post("/api/v1/api-keys", json={"name": f"k{i}"}).json()["data"]["id"] for i in range(5)]
+    everything = [k["id"] for k in http.get("/api/v1/api-keys").json()["data"]]
+    pages = [[k["id"] for k in http.get("/api/v1/api-keys", params={"page": n, "page_size": 2}).json()["data"]]
+             for n in (1, 2, 3, 4)]
+    assert everything[-5:] == made and list(itertools.chain.from_iterable(pages)) == everything
+    assert error_of(http.get("/api/v1/api-keys", params={"page_size": 101})) == (400, "invalid_request")

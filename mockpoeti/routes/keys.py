@@ -12,7 +12,7 @@ from aiohttp import web
 
 from ..call import Call
 from ..errors import ApiError, invalid
-from ..params import ascii_digits, number_field, text_field
+from ..params import ascii_digits, number_field, page_params, text_field
 from ..records import ApiKey
 from ..wire import json_response
 
@@ -25,7 +25,11 @@ UNSHOWABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u20
 
 
 async def list_keys(call: Call) -> web.Response:
+    """All the account's keys (at most `--max-keys`), or one page of them with `page`/`page_size`."""
     keys = call.state.account_keys(call.account)
+    if "page" in call.query or "page_size" in call.query:
+        page, size = page_params(call.query)
+        keys = keys[(page - 1) * size : page * size]
     return json_response({"code": 200, "data": [k.to_json() for k in keys]})
 
 
