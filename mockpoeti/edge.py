@@ -101,7 +101,9 @@ def limit_accept_errors(loop: asyncio.AbstractEventLoop) -> None:
     suppressed = [0]
 
     def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        if context.get("message") != "socket.accept() out of system resource":
+        # the report itself, and the retries it scheduled failing once the listening socket is closed
+        retry = "_start_serving" in repr(context.get("handle"))
+        if context.get("message") != "socket.accept() out of system resource" and not retry:
             loop.default_exception_handler(context)
             return
         now = loop.time()

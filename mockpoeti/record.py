@@ -193,10 +193,10 @@ class Recorder:
         return response
 
     def _record_if_whole(self, request: web.Request, body: bytes, upstream: aiohttp.ClientResponse, events: list) -> None:
-        """Clients (the openai SDK among them) may hang up as soon as they read [DONE], before
-        the upstream closed: that stream was whole, and is recorded. Any other stream the client
-        cut short is not the upstream's answer: not recorded."""
-        if any(data.strip() == "[DONE]" for _, data in events):
+        """Clients (the openai SDK among them) may hang up as soon as they read [DONE], or an
+        error event (the SDK raises on it), before the upstream closed: that stream was whole,
+        and is recorded. Any other stream the client cut short is not the upstream's answer."""
+        if any(data.strip() == "[DONE]" for _, data in events) or (events and _is_error_event(events[-1][1])):
             self._record(request, body, upstream, None, tuple(events), False, 0.0)
 
     def _record(self, request: web.Request, body: bytes, upstream: aiohttp.ClientResponse, answer: Any,
@@ -275,6 +275,14 @@ def body_of(data: bytes) -> Any:
 def _bearer(headers: CIMultiDictProxy[str]) -> str:
     scheme, _, token = headers.get("Authorization", "").strip().partition(" ")
     return token.strip() if scheme.lower() == "bearer" else headers.get("Authorization", "").strip()
+
+
+def _is_error_event(data: str) -> bool:
+    try:
+        event = json.loads(data)
+    except ValueError:
+        return False
+    return isinstance(event, dict) and "error" in event
 
 
 def _forwarded(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:

@@ -228,9 +228,12 @@ async def test_five_hundred_clients_hanging_up_mid_stream_leave_nothing_behind(t
         def now() -> dict[str, int]:
             return {"tasks": tasks(), "fds": fds(), "sockets": open_sockets()}
 
-        await settle(lambda: now() == before)
+        def nothing_left() -> bool:  # fewer is fine: the process may close something of its own meanwhile
+            return all(count <= before[name] for name, count in now().items())
+
+        await settle(nothing_left)
         after = now()
-        assert after == before, f"left behind: before {before}, after {after}"
+        assert nothing_left(), f"left behind: before {before}, after {after}"
 
         assert all(e["delivery"]["interrupted"] and not e["delivery"]["completed"] for e in entries)
         assert all(2 <= e["delivery"]["chunks_sent"] < 60 for e in entries)
