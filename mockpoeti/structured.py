@@ -218,7 +218,8 @@ class _Generator:
                 return self.typed(kind, s, path, depth, name)
             except _Dead as e:
                 first = first or e
-        raise first  # type: ignore[misc]
+        assert first is not None  # there was at least one to try
+        raise first
 
     def enum(self, s: dict, path: str) -> Any:
         values = s["enum"]
@@ -275,7 +276,8 @@ class _Generator:
                 return self.value(branch, f"{path}.{combo}[{i}]", depth, name, refs)
             except _Dead as e:
                 first = first or e
-        raise first  # type: ignore[misc]
+        assert first is not None  # there was at least one to try
+        raise first
 
     def types(self, s: dict, path: str) -> list[str]:
         kind = s.get("type")
