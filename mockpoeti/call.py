@@ -136,7 +136,7 @@ class Call:
             raise self.body_error.again()
         if self.raw is None:
             try:
-                self.raw = await read_raw(self.request, self.state.settings.max_body_bytes)
+                self.raw = await read_raw(self.request, *self.state.settings.body_limits)
                 self.body = parse_json(self.raw)
             except ApiError as e:
                 self.raw = self.raw or b""
@@ -166,7 +166,7 @@ class Call:
         """Read what nobody read, for the journal; parsed only when the journal is read."""
         if self.raw is None and self.body_error is None and self.request.can_read_body:
             try:
-                self.raw = await read_raw(self.request, self.state.settings.max_body_bytes)
+                self.raw = await read_raw(self.request, *self.state.settings.body_limits)
             except ApiError:
                 self.raw = b""
 

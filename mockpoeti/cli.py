@@ -51,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         help="close a connection whose first request headers are not in by then (default: 15)",
     )
     serve.add_argument(
+        "--body-timeout", type=_seconds, default=30.0, metavar="SECONDS",
+        help="answer 408 to a request whose body is not in by then (default: 30)",
+    )
+    serve.add_argument(
         "--keepalive-timeout", type=_seconds, default=75.0, metavar="SECONDS",
         help="close an idle keep-alive connection after this (default: 75)",
     )
@@ -182,6 +186,7 @@ def _serve(args: argparse.Namespace) -> int:
             max_keys_per_account=args.max_keys,
             header_timeout_s=args.header_timeout,
             keepalive_timeout_s=args.keepalive_timeout,
+            body_timeout_s=args.body_timeout,
         )
     except ValueError as e:
         print(f"mockpoeti: --clock: {e}", file=sys.stderr)

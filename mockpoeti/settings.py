@@ -24,7 +24,13 @@ class Settings:
     admin_token: str | None = None
     header_timeout_s: float = 15.0  # a new connection's first request headers must be in by then
     keepalive_timeout_s: float = 75.0  # an idle keep-alive connection is closed after this
+    body_timeout_s: float = 30.0  # a request body must be in by then (408 request_timeout)
     max_keys_per_account: int = 1_000
+
+    @property
+    def body_limits(self) -> tuple[int, float]:
+        """How large a request body may be, and how long it may take to arrive."""
+        return self.max_body_bytes, self.body_timeout_s
 
 
 LATEST = datetime(9999, 1, 1, tzinfo=UTC).timestamp()  # so "now + a century" is still a date

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from typing import Any
@@ -59,12 +60,17 @@ def _no_constants(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
-async def read_raw(request: web.BaseRequest, limit: int) -> bytes:
-    """The body's bytes, or `payload_too_large` / `invalid_request` saying why they cannot be had."""
+async def read_raw(request: web.BaseRequest, limit: int, timeout: float) -> bytes:
+    """The body's bytes, or `payload_too_large` / `request_timeout` / `invalid_request` saying
+    why they cannot be had (a body trickled in forever would hold its connection for ever)."""
     if request.content_length is not None and request.content_length > limit:
         raise ApiError("payload_too_large", f"The request body is {request.content_length} bytes; the limit is {limit} bytes.")
     try:
-        raw = await request.read()
+        async with asyncio.timeout(timeout):
+            raw = await request.read()
+    except TimeoutError:
+        request.content.feed_eof()
+        raise ApiError("request_timeout", f"The request body did not arrive within {timeout:g} s.", close=True) from None
     except web.HTTPRequestEntityTooLarge:
         raise ApiError("payload_too_large", f"The request body is larger than the limit of {limit} bytes.") from None
     except web.RequestPayloadError:

@@ -334,3 +334,19 @@ def test_keys_can_be_listed_a_page_at_a_time(poeti, http):
              for n in (1, 2, 3, 4)]
     assert everything[-5:] == made and list(itertools.chain.from_iterable(pages)) == everything
     assert error_of(http.get("/api/v1/api-keys", params={"page_size": 101})) == (400, "invalid_request")
+
+
+def test_a_body_trickled_in_too_slowly_is_a_408_and_the_connection_closes():
+    with serve("--body-timeout", "0.5") as server, socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        started = time.perf_counter()
+        sock.sendall(head_of("POST", "/v1/chat/completions", {**AUTH, "Content-Type": "application/json"}, 100)
+                     + b'{"model": "gp')  # and never the rest
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+        took = time.perf_counter() - started
+        with httpx.Client(base_url=server.url, headers=AUTH) as http:
+            assert http.post("/v1/chat/completions", json=CHAT).status_code == 200
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408") and json.loads(body)["error"]["code"] == "request_timeout"
+    assert 0.4 < took < 3
