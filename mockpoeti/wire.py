@@ -84,11 +84,13 @@ async def read_raw(request: web.BaseRequest, limit: int, timeout: float) -> byte
 
 def parse_json(raw: bytes) -> Any:
     """JSON, or `invalid_request` saying exactly what is wrong with it."""
-    if raw.count(b",") + raw.count(b":") > MAX_VALUES and _structure(raw).count(b",") > MAX_VALUES:
+    many_values = raw.count(b",") + raw.count(b":") > MAX_VALUES
+    many_containers = raw.count(b"[") + raw.count(b"{") > MAX_DEPTH
+    structure = _structure(raw) if many_values or many_containers else b""  # the one scan past the strings
+    if many_values and structure.count(b",") > MAX_VALUES:
         raise ApiError("invalid_request", f"The request body has more than {MAX_VALUES} values in its arrays and objects.")
-    containers = raw.count(b"[") + raw.count(b"{")
-    if containers > MAX_DEPTH:
-        brackets = _structure(raw).translate(None, _NOT_BRACKETS)
+    if many_containers:
+        brackets = structure.translate(None, _NOT_BRACKETS)
         if len(brackets) // 2 > MAX_CONTAINERS:
             raise ApiError("invalid_request", f"The request body has more than {MAX_CONTAINERS} arrays and objects.")
         if _too_deep(brackets):
