@@ -27,8 +27,8 @@ DECIDE_BUDGET_S = 0.1  # per repeat: slow cases stop early
 def synthetic_traces(state, count: int, seed: int = 1) -> list:
     """`count` traces over the last 30 days on the default key, made by mockpoeti's own
     seeded history (history.py), with every catalog model equally likely."""
-    from mockpoeti.catalog import HistorySpec
-    from mockpoeti.history import generate_history
+    from mockpoeti.base.catalog import HistorySpec
+    from mockpoeti.books.history import generate_history
 
     spec = HistorySpec(seed=seed, days=HISTORY_DAYS, requests_per_day=-(-count // HISTORY_DAYS), error_rate=0.05,
                        accounts=(state.find_key(state.default_key).account,),
@@ -40,8 +40,8 @@ def synthetic_traces(state, count: int, seed: int = 1) -> list:
 
 def bytes_per_trace(count: int) -> float:
     """Memory a stored trace holds (the trace, its strings, its index entry, the sums), by tracemalloc."""
-    from mockpoeti.app import make_state
-    from mockpoeti.settings import Settings
+    from mockpoeti.base.settings import Settings
+    from mockpoeti.http.app import make_state
 
     state = make_state(Settings(seed=1, max_traces=count))
     gc.collect()
@@ -156,8 +156,8 @@ def usage_rules(count: int, chat_rule: bool = True, endpoint: bool = True) -> li
 def decide_us(scenario: Path, codes: set[str], calls: int, near_misses: bool = False) -> float:
     """Best-of microseconds per Playbook.decide for a chat request (and near_misses, as an
     unanswered request costs)."""
-    from mockpoeti.matching import Playbook, view_of
-    from mockpoeti.scenario_file import load_scenario
+    from mockpoeti.scripting.loader import load_scenario
+    from mockpoeti.scripting.matching import Playbook, view_of
 
     playbook = Playbook([load_scenario(scenario, codes)], seed=1)
     body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "What is the capital of France?"}]}
@@ -177,8 +177,8 @@ def decide_us(scenario: Path, codes: set[str], calls: int, near_misses: bool = F
 
 
 def rules_rows(plan: Plan) -> list[Row]:
-    from mockpoeti.catalog import load_catalog
-    from mockpoeti.scenario_file import load_scenario
+    from mockpoeti.base.catalog import load_catalog
+    from mockpoeti.scripting.loader import load_scenario
 
     n, calls = plan.rules, plan.decide_calls
     few = 10

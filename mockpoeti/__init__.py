@@ -12,16 +12,16 @@ __version__ = "0.1.0"
 __all__ = ["ApiError", "ConfigError", "MockServer", "MockpoetiError", "Settings", "__version__"]
 
 if TYPE_CHECKING:
-    from .errors import ApiError, ConfigError, MockpoetiError
-    from .server import MockServer
-    from .settings import Settings
+    from mockpoeti.base.errors import ApiError, ConfigError, MockpoetiError
+    from mockpoeti.base.settings import Settings
+    from mockpoeti.server import MockServer
 
 _WHERE = {
     "MockServer": "server",
-    "Settings": "settings",
-    "MockpoetiError": "errors",
-    "ApiError": "errors",
-    "ConfigError": "errors",
+    "Settings": "base.settings",
+    "MockpoetiError": "base.errors",
+    "ApiError": "base.errors",
+    "ConfigError": "base.errors",
 }
 
 

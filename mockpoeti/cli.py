@@ -11,7 +11,7 @@ import sys
 from collections.abc import Coroutine
 from typing import Any, NoReturn
 
-from . import __version__
+from mockpoeti import __version__
 
 MAX_KEYS_PER_ACCOUNT = 10_000
 
@@ -118,9 +118,9 @@ def _token(text: str) -> str:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from .catalog import load_catalog
-    from .errors import ConfigError
-    from .scenario_file import load_scenario, scenario_files
+    from mockpoeti.base.catalog import load_catalog
+    from mockpoeti.base.errors import ConfigError
+    from mockpoeti.scripting.loader import load_scenario, scenario_files
 
     try:
         codes = set(load_catalog(args.fixtures).errors)
@@ -144,15 +144,25 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _record(args: argparse.Namespace) -> int:
-    from .record import run_recorder
+    """Exit 0 once FILE is written after SIGINT/SIGTERM."""
+    from mockpoeti.base.errors import ConfigError
+    from mockpoeti.recorder.proxy import make_recorder
 
-    return run_recorder(args.upstream, args.out, args.host, args.port, args.timeout, args.flush_seconds, args.fixtures)
+    try:
+        recorder = make_recorder(args.upstream, args.out, args.timeout, args.flush_seconds, args.fixtures)
+    except ValueError as e:
+        print(f"mockpoeti: {e}", file=sys.stderr)
+        return 2
+    except ConfigError as e:
+        print("\n".join(e.problems), file=sys.stderr)
+        return 1
+    return run_until_stopped(recorder.run(args.host, args.port), args.host, args.port)
 
 
 def _openapi(args: argparse.Namespace) -> int:
     import json
 
-    from .routes.openapi import openapi_json
+    from mockpoeti.http.routes.openapi import openapi_json
 
     print(json.dumps(json.loads(openapi_json()), indent=2, ensure_ascii=False))
     return 0
@@ -161,14 +171,14 @@ def _openapi(args: argparse.Namespace) -> int:
 def _schema(args: argparse.Namespace) -> int:
     import json
 
-    from .scenario_file import json_schema
+    from mockpoeti.scripting.loader import json_schema
 
     print(json.dumps(json_schema(), indent=2, ensure_ascii=False))
     return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .server import MockServer
+    from mockpoeti.server import MockServer
 
     try:
         server = MockServer(
@@ -197,7 +207,7 @@ def _serve(args: argparse.Namespace) -> int:
 def run_until_stopped(main: Coroutine[Any, Any, None], host: str, port: int) -> int:
     """Run a server until a signal stops it: 0; or 1, with one line, for a file it refused
     or an address it cannot listen on."""
-    from .errors import ConfigError
+    from mockpoeti.base.errors import ConfigError
 
     try:
         asyncio.run(main)
@@ -211,7 +221,7 @@ def run_until_stopped(main: Coroutine[Any, Any, None], host: str, port: int) -> 
 
 
 async def _run(server) -> None:
-    from .edge import limit_accept_errors
+    from mockpoeti.http.edge import limit_accept_errors
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -79,7 +79,7 @@ def poeti_strict(pytestconfig: pytest.Config) -> bool:
 @pytest.fixture(scope="session")
 def poeti_server(poeti_seed: int | None, poeti_fixtures_dir: str | None, poeti_scenario_dirs: list[Path]):
     """The session's server (one per xdist worker). Prefer `poeti`, which resets it."""
-    from .server import MockServer
+    from mockpoeti.server import MockServer
 
     folders = tuple(str(folder) for folder in poeti_scenario_dirs)  # the admin API may load files from them
     with MockServer(seed=poeti_seed, fixtures=poeti_fixtures_dir, scenario_dirs=folders) as server:

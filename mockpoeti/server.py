@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
 
-from .app import make_runner
-from .edge import limit_accept_errors
-from .settings import Settings, parse_time
-from .state import State
+from mockpoeti.base.settings import Settings, parse_time
+from mockpoeti.books.state import State
+from mockpoeti.http.app import make_runner
+from mockpoeti.http.edge import limit_accept_errors
 
 if TYPE_CHECKING:
-    from .stubs import StubHandle
+    from mockpoeti.stubs import StubHandle
 
 T = TypeVar("T")
 LISTEN_BACKLOG = 2048  # aiohttp's 128 drops connections in a burst of a few hundred clients
@@ -127,9 +127,9 @@ class MockServer:
         (the keys of a scenario `match`). On failure, says which came closest and how
         they differed. Returns the matching entries."""
         __tracebackhide__ = True
-        from .matching import differences, view_of
-        from .scenario_file import MATCH, build_match
-        from .schema import Site
+        from mockpoeti.scripting.loader import MATCH, build_match
+        from mockpoeti.scripting.matching import differences, view_of
+        from mockpoeti.scripting.schema import Site
 
         site = Site("assert_requested")
         MATCH.check(conditions, site)
@@ -170,9 +170,9 @@ class MockServer:
         chat calls. Stubs are tried before scenario rules, the latest first; `reset()`
         removes them. Raises ValueError when the stub is not valid."""
         __tracebackhide__ = True
-        from .errors import ConfigError
-        from .scenario_file import parse_stub
-        from .stubs import StubHandle
+        from mockpoeti.base.errors import ConfigError
+        from mockpoeti.scripting.loader import parse_stub
+        from mockpoeti.stubs import StubHandle
 
         spec: dict[str, Any] = {"match": match, "respond": respond}
         if times is not None:
@@ -184,7 +184,10 @@ class MockServer:
 
         def add() -> StubHandle:
             registry = self.state.playbook.stubs
-            return StubHandle(self, registry.add(rule, spec), registry)
+            stub = registry.add(rule, spec)
+            return StubHandle(
+                stub, registry, on_loop=self.call, current=lambda: self.state.playbook.stubs, journal=lambda: self.requests
+            )
 
         return self.call(add)
 
@@ -200,7 +203,7 @@ class MockServer:
         answer's Retry-After asked for (None if it did not). A request continues a call when it
         carries `x-stainless-retry-count` > 0, or repeats (same key and body) a call whose
         last attempt failed less than 30 s earlier."""
-        from .retries import group_attempts, retry_after
+        from mockpoeti.retries import group_attempts, retry_after
 
         calls = group_attempts(self.requests)
         for call in calls:
@@ -222,7 +225,7 @@ class MockServer:
         and never giving up on a retriable failure at once. Raises AssertionError naming the
         attempt at fault; returns `attempts()`."""
         __tracebackhide__ = True
-        from .retries import verdict
+        from mockpoeti.retries import verdict
 
         calls = self.attempts()
         problem = verdict(
@@ -238,7 +241,7 @@ class MockServer:
 
     def _load(self, scenarios) -> list:
         """Scenarios from names and paths (files), and from inline dicts, in the order given."""
-        from .scenario_file import load_scenarios, parse_scenario
+        from mockpoeti.scripting.loader import load_scenarios, parse_scenario
 
         codes = self.state.catalog.errors
         loaded = []

@@ -1,22 +1,33 @@
 """What `server.stub(...)` hands back: a handle on one stub of a running server.
 
 The stub itself (`matching.Stub`) lives in the server's state and is only
-touched on the server's loop; the handle reads it through `server.call`, so it
-works the same whether the server runs in a thread or in the test's loop.
+touched on the server's loop; the handle reaches it through `on_loop` (the
+server's `call`), so it works the same whether the server runs in a thread or
+in the test's loop. It holds functions, not the server: the server sits above it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .matching import Stub, Stubs
-    from .server import MockServer
+    from mockpoeti.scripting.matching import Stub, Stubs
+
 
 
 class StubHandle:
-    def __init__(self, server: MockServer, stub: Stub, registry: Stubs):
-        self._server, self._stub, self._registry = server, stub, registry
+    def __init__(
+        self,
+        stub: Stub,
+        registry: Stubs,
+        *,
+        on_loop: Callable[[Callable[[], Any]], Any],
+        current: Callable[[], Stubs],
+        journal: Callable[[], list[dict]],
+    ):
+        self._stub, self._registry = stub, registry
+        self._on_loop, self._current_registry, self._journal = on_loop, current, journal
 
     @property
     def id(self) -> int:
@@ -30,14 +41,14 @@ class StubHandle:
     @property
     def calls(self) -> int:
         """How many requests it answered."""
-        return self._server.call(lambda: self._stub.calls)
+        return self._on_loop(lambda: self._stub.calls)
 
     @property
     def requests(self) -> list[dict]:
         """The journal entries of the requests it answered, oldest first."""
-        if not self._server.call(self._current):
+        if not self._on_loop(self._current):
             return []  # the server was reset since: that journal is gone, and ids start again
-        return [entry for entry in self._server.requests if entry.get("rule") == self.label]
+        return [entry for entry in self._journal() if entry.get("rule") == self.label]
 
     def remove(self) -> None:
         """Take the stub away (a no-op once it is gone, e.g. after a reset)."""
@@ -46,10 +57,10 @@ class StubHandle:
             if self._current() and self._registry.get(self.id) is self._stub:
                 self._registry.remove(self.id)
 
-        self._server.call(remove)
+        self._on_loop(remove)
 
     def _current(self) -> bool:
-        return self._server.state.playbook.stubs is self._registry
+        return self._current_registry() is self._registry
 
     def __repr__(self) -> str:
         return f"<stub {self.label}: {self._stub.spec}>"

@@ -89,7 +89,7 @@ def test_the_wheel_carries_fixtures_scenarios_the_plugin_and_its_dependencies(wh
 
     assert {Path(n).name for n in names if n.startswith("mockpoeti/fixtures/")} == shipped("fixtures")
     assert {Path(n).name for n in names if n.startswith("mockpoeti/scenarios/")} == shipped("scenarios")
-    assert {"mockpoeti/pytest_plugin.py", "mockpoeti/openapi.yaml", "mockpoeti/cli.py"} <= set(names)
+    assert {"mockpoeti/pytest_plugin.py", "mockpoeti/http/openapi.yaml", "mockpoeti/cli.py"} <= set(names)
     assert not [n for n in names if n.startswith(("tests/", "benchmarks/", "fixtures/", "scenarios/"))]
     assert re.search(r"^\[pytest11\]\nmockpoeti = mockpoeti\.pytest_plugin$", entries, re.MULTILINE), entries
     assert re.search(r"^\[console_scripts\]\nmockpoeti = mockpoeti\.cli:main$", entries, re.MULTILINE), entries

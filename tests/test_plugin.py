@@ -150,7 +150,7 @@ def test_server_bug(poeti, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("kaboom")
 
-    monkeypatch.setattr("mockpoeti.routes.chat.build_completion", boom)
+    monkeypatch.setattr("mockpoeti.http.routes.chat.build_completion", boom)
     with pytest.raises(openai.InternalServerError) as caught:
         ask(poeti)
     response = caught.value.response

@@ -19,7 +19,7 @@ import yaml
 from payloads import WEATHER, chat_with_retry
 
 from mockpoeti import MockServer
-from mockpoeti.scenario_file import load_scenario, shipped_scenarios
+from mockpoeti.scripting.loader import load_scenario, shipped_scenarios
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOG = yaml.safe_load((ROOT / "fixtures" / "errors.yaml").read_text(encoding="utf-8"))["errors"]
@@ -722,7 +722,7 @@ FAULT_SCENARIOS = _fault_scenarios()
 
 
 def test_the_library_scripts_every_fault_kind():
-    from mockpoeti.scenario import FAULTS
+    from mockpoeti.answers.script import FAULTS
 
     assert {kind for _, kind, _ in FAULT_SCENARIOS} == set(FAULTS)
 

@@ -27,7 +27,7 @@ import pytest
 from serving import DEFAULT_KEY, console_script, serve
 
 from mockpoeti import MockServer
-from mockpoeti.state import State
+from mockpoeti.books.state import State
 
 CHAT = "/v1/chat/completions"
 KEYS = "/api/v1/api-keys"

@@ -6,9 +6,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from mockpoeti.app import make_state
-from mockpoeti.chat import parse_chat_request
-from mockpoeti.completion import build_completion, finish_text, stream_chunks
+from mockpoeti.answers.chat_request import parse_chat_request
+from mockpoeti.answers.completion import build_completion, finish_text, stream_chunks
+from mockpoeti.http.app import make_state
 
 
 @pytest.mark.parametrize("include_usage", [False, True])

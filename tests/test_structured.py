@@ -27,7 +27,7 @@ import pytest
 from pydantic import BaseModel, EmailStr, Field, HttpUrl, TypeAdapter, conint, conlist, constr
 
 from mockpoeti import MockServer
-from mockpoeti.structured import MAX_DEPTH, MAX_ITEMS, MAX_NODES, MAX_OUTPUT_BYTES, MAX_PATTERN_LENGTH, MAX_STRING_LENGTH
+from mockpoeti.answers.structured import MAX_DEPTH, MAX_ITEMS, MAX_NODES, MAX_OUTPUT_BYTES, MAX_PATTERN_LENGTH, MAX_STRING_LENGTH
 
 ANSWERS = 50  # per schema: different prompts, so different seeded answers
 FORMATS = ("date-time", "date", "time", "duration", "email", "hostname", "ipv4", "ipv6", "uri", "uuid")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from mockpoeti.app import make_state
-from mockpoeti.generate import count_tokens
+from mockpoeti.answers.generate import count_tokens
+from mockpoeti.http.app import make_state
 
 
 @pytest.mark.parametrize("lang", ["en", "zh", "ja"])

@@ -1,0 +1,399 @@
+"""What a chat completion answers: choices built from a request, rendered as
+one `chat.completion` body or as the `chat.completion.chunk` sequence.
+
+Pure: the SSE writer only frames and paces what `stream_chunks` returns.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import random
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+
+from orjson import dumps
+
+from mockpoeti.answers.chat_request import ChatRequest
+from mockpoeti.answers.generate import TextGenerator, canonical_json, count_tokens, derive_seed, json_text, language_of, tokenize
+from mockpoeti.answers.script import Respond
+
+_ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+_WORD = re.compile(r"\s*\S+\s*")
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # JSON text, as OpenAI sends it
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": self.arguments}}
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    index: int
+    content: str | None
+    finish_reason: str
+    completion_tokens: int
+    tool_calls: tuple[ToolCall, ...] = ()
+
+    def message(self) -> dict:
+        message: dict = {"role": "assistant", "content": self.content, "refusal": None}
+        if self.tool_calls:
+            message["tool_calls"] = [call.to_json() for call in self.tool_calls]
+        return message
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    id: str
+    created: int
+    model: str
+    choices: tuple[Choice, ...]
+    prompt_tokens: int
+    fingerprint: str = field(default="")
+    scripted_completion_tokens: int | None = None  # a scenario's `usage` wins over the count
+    top_logprobs: int | None = None  # None: no logprobs asked for; else how many alternatives per token
+    seed: int = 0  # what the logprobs are drawn from: the same request gets the same ones
+
+    @property
+    def completion_tokens(self) -> int:
+        if self.scripted_completion_tokens is not None:
+            return self.scripted_completion_tokens
+        return sum(c.completion_tokens for c in self.choices)
+
+    def usage(self) -> dict:
+        completion_tokens = self.completion_tokens
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": self.prompt_tokens + completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
+        }
+
+    def body(self) -> dict:
+        return {
+            "id": self.id,
+            "object": "chat.completion",
+            "created": self.created,
+            "model": self.model,
+            "choices": [
+                {"index": c.index, "message": c.message(), "logprobs": self.logprobs(c), "finish_reason": c.finish_reason}
+                for c in self.choices
+            ],
+            "usage": self.usage(),
+            "system_fingerprint": self.fingerprint,
+        }
+
+
+    def logprobs(self, choice: Choice) -> dict | None:
+        """A choice's `logprobs`: one entry per token of its content (None unless asked for)."""
+        if self.top_logprobs is None:
+            return None
+        if choice.content is None:
+            return {"content": None, "refusal": None}
+        drawer = Logprobs(derive_seed(self.seed, "logprobs", choice.index), self.top_logprobs)
+        return {"content": drawer.entries(tokenize(choice.content)), "refusal": None}
+
+
+# Other likely tokens, for top_logprobs: common pieces of English and Chinese text.
+_ALTERNATIVES = (
+    " the", " a", ",", ".", " and", " to", " of", " is", " in", " that", " it", " for", " on", " with",
+    " this", " you", " we", "\n", " I", " be", "的", "是", "了", "，", "。", "在",
+)
+
+
+class Logprobs:
+    """Seeded log probabilities for a choice's tokens, drawn in order (a stream
+    draws them chunk by chunk and gets the same ones as the whole body).
+
+    The chosen token is the likeliest: it opens `top_logprobs`, the other
+    entries follow in descending order, and their probabilities sum below 1.
+    """
+
+    def __init__(self, seed: int, top: int) -> None:
+        self.rnd = random.Random(seed)
+        self.top = top
+
+    def entries(self, tokens: list[str]) -> list[dict]:
+        return [self.entry(token) for token in tokens]
+
+    def entry(self, token: str) -> dict:
+        rnd = self.rnd
+        chosen = -round(rnd.random() ** 4 * 3 + 1e-5, 6)
+        entry = {"token": token, "logprob": chosen, "bytes": list(token.encode()), "top_logprobs": []}
+        if self.top:
+            others = rnd.sample([t for t in _ALTERNATIVES if t != token], self.top - 1)
+            # the alternatives share what the chosen token leaves, each at most 0.6 of the one before
+            logprob = min(chosen - rnd.uniform(0.5, 4), math.log((1 - math.exp(chosen)) / 3))
+            top = [{"token": token, "logprob": chosen, "bytes": entry["bytes"]}]
+            for other in others:
+                top.append({"token": other, "logprob": round(logprob, 6), "bytes": list(other.encode())})
+                logprob -= rnd.uniform(0.5, 2)
+            entry["top_logprobs"] = top
+        return entry
+
+
+@functools.lru_cache(maxsize=256)
+def fingerprint(model_id: str) -> str:
+    return "fp_" + format(derive_seed("fingerprint", model_id), "016x")[:10]
+
+
+def build_completion(request: ChatRequest, generator: TextGenerator, seed: int, completion_id: str, created: int) -> Completion:
+    """The default answer: generated text, a tool call, or JSON, seeded by the request."""
+    base = derive_seed(
+        seed,
+        request.model.id,
+        canonical_json([request.messages, request.tools, request.json_schema]),
+        request.tool_choice,
+        request.response_format,
+    )
+    # A choice is a pure function of these: the same request is answered from memory.
+    key = (base, request.stop, request.max_tokens, request.n, request.parallel_tool_calls)
+    choices = tuple(
+        generator.remember(
+            (*key, i), lambda i=i: _build_choice(request, generator, derive_seed(base, i) if i else base, i), _small
+        )
+        for i in range(request.n)
+    )
+    return Completion(
+        id=completion_id,
+        created=created,
+        model=request.model.id,
+        choices=choices,
+        prompt_tokens=request.prompt_tokens,
+        fingerprint=fingerprint(request.model.id),
+        top_logprobs=(request.top_logprobs or 0) if request.logprobs else None,
+        seed=base,
+    )
+
+
+MEMO_CHOICE_CHARS = 4096  # a larger answer (structured outputs go up to 64 KiB) is made again, not held in memory
+
+
+def _small(choice: Choice) -> bool:
+    return len(choice.content or "") + sum(len(c.arguments) for c in choice.tool_calls) <= MEMO_CHOICE_CHARS
+
+
+def _build_choice(request: ChatRequest, generator: TextGenerator, seed: int, index: int) -> Choice:
+    tools = _chosen_tools(request)
+    if tools or request.response_format != "text":
+        from mockpoeti.answers.structured import (
+            Budget,  # loaded with the first structured answer: it is a twentieth of the import time
+        )
+
+        budget = Budget(share=request.n)  # the choices share the generation bounds: n x 2000 nodes would not be bounded
+    if tools:
+        calls = []
+        for k, (position, tool) in enumerate(tools):
+            function = tool["function"]
+            call_seed = seed if k == 0 else derive_seed(seed, "call", k)
+            arguments = "{}"
+            if function.get("parameters"):
+                value = generator.value(function["parameters"], call_seed, f"tools[{position}].function.parameters", budget)
+                arguments = json_text(value)
+            calls.append(ToolCall(id="call_" + _random_id(call_seed, 24), name=function["name"], arguments=arguments))
+        tokens = sum(count_tokens(c.name) + count_tokens(c.arguments) for c in calls)
+        return Choice(index, None, "tool_calls", tokens, tuple(calls))
+    if request.response_format == "json_object":
+        content = json_text(generator.value(_JSON_MODE, seed, "response_format", budget))
+    elif request.response_format == "json_schema":
+        content = json_text(generator.value(request.json_schema or {}, seed, "response_format.json_schema.schema", budget))
+    else:
+        content, tokens = generator.counted_answer(language_of(request.last_user_text), seed)
+        if not request.stop and request.max_tokens is None:
+            return Choice(index, content, "stop", tokens)  # nothing to cut: the count is known
+    return finish_text(index, content, request.stop, request.max_tokens)
+
+
+# What `json_object` mode answers: the request gives no schema, so a plausible object.
+_JSON_MODE = {
+    "type": "object",
+    "properties": {
+        "answer": {"type": "string", "description": "text"},
+        "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+        "keywords": {"type": "array", "items": {"type": "string"}},
+    },
+    "required": ["answer", "confidence", "keywords"],
+}
+
+
+def finish_text(
+    index: int, content: str, stop: tuple[str, ...] = (), max_tokens: int | None = None, finish_reason: str = "stop"
+) -> Choice:
+    """Apply `stop` and `max_tokens` the way the model would: cut, and say why."""
+    cuts = [content.find(s) for s in stop if s in content]
+    if cuts:
+        content, finish_reason = content[: min(cuts)], "stop"
+    pieces = tokenize(content)
+    if max_tokens is not None and len(pieces) > max_tokens:
+        content, pieces, finish_reason = "".join(pieces[:max_tokens]), pieces[:max_tokens], "length"
+    return Choice(index, content, finish_reason, len(pieces))
+
+
+def apply_script(completion: Completion, request: ChatRequest, respond: Respond, content: str | None) -> Completion:
+    """A scenario's answer over the default one: its content (already rendered),
+    tool calls, finish_reason and usage; what it leaves out stays as generated."""
+    choices = completion.choices
+    if respond.tool_calls:
+        calls = tuple(
+            ToolCall(id=c.id or "call_" + _random_id(derive_seed(completion.id, k), 24), name=c.name, arguments=c.arguments)
+            for k, c in enumerate(respond.tool_calls)
+        )
+        tokens = sum(count_tokens(c.name) + count_tokens(c.arguments) for c in calls)
+        choices = tuple(Choice(i, content, respond.finish_reason or "tool_calls", tokens, calls) for i in range(request.n))
+    elif content is not None:
+        choices = tuple(
+            finish_text(i, content, request.stop, request.max_tokens, respond.finish_reason or "stop") for i in range(request.n)
+        )
+    elif respond.finish_reason is not None:
+        choices = tuple(replace(c, finish_reason=respond.finish_reason) for c in choices)
+    prompt_tokens, completion_tokens = respond.usage or (None, None)
+    return replace(
+        completion,
+        choices=choices,
+        prompt_tokens=completion.prompt_tokens if prompt_tokens is None else prompt_tokens,
+        scripted_completion_tokens=completion_tokens,
+    )
+
+
+def _chosen_tools(request: ChatRequest) -> list[tuple[int, dict]]:
+    """The tools "the model" calls, with their position in `tools`.
+
+    A tool named by `tool_choice`; else the tools the last user message names
+    (a word of at least 4 letters from the function name, `weather` for
+    `get_weather`), all of them when `parallel_tool_calls` allows; else the
+    first tool any part of whose name appears; else the first tool.
+    """
+    choice = request.tool_choice
+    if not request.tools or choice in (None, "none"):
+        return []
+    if choice == "auto" and request.answering_tool_result:
+        return []  # the tool has answered: now the model talks
+    tools = list(enumerate(request.tools))
+    if choice not in ("auto", "required"):
+        return [next((i, t) for i, t in tools if t["function"]["name"] == choice)]
+    text = request.last_user_text.lower()
+    parts = {i: [p for p in re.split(r"[^a-z0-9]+", t["function"]["name"].lower()) if p] for i, t in tools}
+    named = [(i, t) for i, t in tools if any(len(p) >= 4 and p in text for p in parts[i])]
+    if len(named) > 1 and request.parallel_tool_calls:
+        return named
+    loose = named or [(i, t) for i, t in tools if any(p in text for p in parts[i])]
+    return [loose[0] if loose else tools[0]]
+
+
+def _random_id(seed: int, length: int) -> str:
+    rnd = random.Random(seed)
+    return "".join(rnd.choice(_ALNUM) for _ in range(length))
+
+
+# --- streaming ---------------------------------------------------------------
+
+def split_text(text: str, chunk: str | int = "token") -> list[str]:
+    """Pieces for streaming: by token (default), word, character, or N characters."""
+    if not text:
+        return []
+    if chunk == "token":
+        return tokenize(text)
+    if chunk == "word":
+        return _WORD.findall(text) or [text]
+    size = 1 if chunk == "char" else int(chunk)
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+def stream_chunks(
+    completion: Completion, include_usage: bool = False, chunk: str | int = "token"
+) -> tuple[list[str], Iterator[dict | bytes]]:
+    """The chunk sequence: each chunk's kind, known at once so the writer can
+    plan its pacing, and the chunks themselves, made one at a time as they are
+    taken (a paced stream holds one chunk, not all of them, while it lasts).
+
+    Kinds: `role` (first delta), `content` (text, a tool call's header or a
+    piece of its arguments; paced), `finish` (finish_reason), `usage` (only
+    with include_usage).
+
+    A plain text chunk comes already as JSON bytes: the same chunk with only its
+    text changed, spliced into one serialised template (most of a stream is such
+    chunks, and making and serialising a dict for each was most of its cost).
+    """
+    pieces_by_choice = [_pieces(c, chunk) for c in completion.choices]
+    rounds = max((len(p) for p in pieces_by_choice), default=0)
+    kinds = ["role"] * len(completion.choices) + ["content"] * sum(len(p) for p in pieces_by_choice)
+    kinds += ["finish"] * len(completion.choices) + (["usage"] if include_usage else [])
+    return kinds, _chunks(completion, include_usage, pieces_by_choice, rounds)
+
+
+def _pieces(choice: Choice, chunk: str | int) -> list[str | tuple[str, int, str]]:
+    """What each content chunk carries: text, or ("head", call, "") for a tool
+    call's first delta, or ("args", call, piece) for a piece of its arguments.
+
+    OpenAI's order: each call's header right before its own arguments, call
+    after call (the first header rides in the role chunk when there is no text).
+    """
+    pieces: list[str | tuple[str, int, str]] = list(split_text(choice.content or "", chunk))
+    for k, call in enumerate(choice.tool_calls):
+        if k > 0 or choice.content:
+            pieces.append(("head", k, ""))
+        pieces += [("args", k, p) for p in split_text(call.arguments, chunk)]
+    return pieces
+
+
+def _chunks(completion: Completion, include_usage: bool, pieces_by_choice: list, rounds: int) -> Iterator[dict | bytes]:
+    def chunk_of(choices: list[dict]) -> dict:
+        out = {
+            "id": completion.id,
+            "object": "chat.completion.chunk",
+            "created": completion.created,
+            "model": completion.model,
+            "system_fingerprint": completion.fingerprint,
+            "choices": choices,
+        }
+        if include_usage:
+            out["usage"] = None
+        return out
+
+    def delta(index: int, d: dict, finish: str | None = None, logprobs: dict | None = None) -> dict:
+        return {"index": index, "delta": d, "logprobs": logprobs, "finish_reason": finish}
+
+    def header(k: int, call: ToolCall) -> dict:
+        return {"index": k, "id": call.id, "type": "function", "function": {"name": call.name, "arguments": ""}}
+
+    drawers = [
+        Logprobs(derive_seed(completion.seed, "logprobs", c.index), completion.top_logprobs)
+        if completion.top_logprobs is not None else None
+        for c in completion.choices
+    ]
+    # per choice: a text chunk's JSON before and after its text
+    templates = [dumps(chunk_of([delta(c.index, {"content": ""})])).split(b'"content":""', 1) for c in completion.choices]
+    for c in completion.choices:
+        if c.tool_calls and not c.content:
+            head = {"role": "assistant", "content": None, "tool_calls": [header(0, c.tool_calls[0])], "refusal": None}
+        else:
+            head = {"role": "assistant", "content": "", "refusal": None}
+        yield chunk_of([delta(c.index, head)])
+    for step in range(rounds):
+        for c, pieces, drawer in zip(completion.choices, pieces_by_choice, drawers, strict=True):
+            if step >= len(pieces):
+                continue
+            piece = pieces[step]
+            if isinstance(piece, tuple):
+                what, k, text = piece
+                call = header(k, c.tool_calls[k]) if what == "head" else {"index": k, "function": {"arguments": text}}
+                yield chunk_of([delta(c.index, {"tool_calls": [call]})])
+            elif drawer is None:
+                before, after = templates[c.index]
+                yield b"".join((before, b'"content":', dumps(piece), after))
+            else:
+                logprobs = {"content": drawer.entries(tokenize(piece)), "refusal": None}
+                yield chunk_of([delta(c.index, {"content": piece}, logprobs=logprobs)])
+    for c in completion.choices:
+        yield chunk_of([delta(c.index, {}, c.finish_reason)])
+    if include_usage:
+        final = chunk_of([])
+        final["usage"] = completion.usage()
+        yield final

@@ -1,0 +1,152 @@
+"""The fault catalogue: what goes on the wire, and when, for a body or a stream.
+
+Pure. A plan is a sequence of `Step`s (send headers, write bytes at a deadline,
+pause, hold the line silent, abort the connection, end the body); the SSE
+writer carries it out. A plan without a fault is simply the honest answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from itertools import repeat
+from typing import NamedTuple
+
+from mockpoeti.answers.script import Fault
+
+SPLIT_PAUSE_S = 0.02  # between the halves of a split write, so they arrive as separate reads
+
+
+class Step(NamedTuple):
+    """One thing the writer does. A tuple: a stream plans one per chunk, and
+    tuples are made several times faster than frozen dataclasses."""
+
+    op: str  # headers | write | pause | hold | abort | eof
+    data: bytes = b""
+    at: float | None = None  # for writes: seconds after the request arrived
+    content: int = 0  # how many content chunks the write carries
+    seconds: float | None = None  # for pause; for hold, None = until the client leaves
+    length: int | None = None  # for headers: the Content-Length to announce
+
+
+def _hold(fault: Fault) -> list[Step]:
+    return [Step("hold", seconds=None if fault.duration_ms is None else fault.duration_ms / 1000), Step("abort")]
+
+
+def plan_body(body: bytes, fault: Fault | None) -> list[Step] | None:
+    """A whole (non-stream) body under a fault; None when the fault only fits a stream."""
+    if fault is None:
+        return [Step("headers", length=len(body)), Step("write", body), Step("eof")]
+    kind = fault.kind
+    if fault.stream_only:
+        return None
+    if kind == "reset":
+        return [Step("pause", seconds=fault.after_ms / 1000), Step("abort")]
+    if kind == "hang":
+        return _hold(fault)
+    if kind == "malformed":
+        broken = body[: max(1, len(body) // 2)]
+        return [Step("headers", length=len(broken)), Step("write", broken), Step("eof")]
+    head = Step("headers", length=len(body))
+    if kind == "empty":
+        return [head, Step("abort")]
+    if kind == "stall":
+        return [head, *_hold(fault)]
+    if kind == "disconnect":
+        return [head, Step("write", body[: len(body) // 2]), Step("abort")]
+    if kind == "drip":
+        return [head, *_drip([Step("write", body)], fault), Step("eof")]
+    raise ValueError(f"unknown fault kind {kind!r}")  # unreachable: validated on load
+
+
+def plan_stream(
+    kinds: list[str],
+    frames: Iterable[bytes],
+    offsets: Iterable[float | None] | None,
+    done: bytes,
+    fault: Fault | None,
+    error_frame: bytes = b"",
+) -> Iterator[Step]:
+    """SSE frames, of the given kinds, with their send times (None: all at
+    once), and the fault folded in.
+
+    Lazy: each frame is made when its step is due, so a paced stream holds one
+    chunk at a time, not all of them for its whole length.
+    `after_chunks` counts content chunks sent before the fault strikes; by
+    default, half of them.
+    """
+    steps = _stream_steps(kinds, frames, offsets, done, fault, error_frame)
+    return _drip(steps, fault) if fault is not None and fault.kind == "drip" else steps
+
+
+def _stream_steps(kinds, frames, offsets, done, fault, error_frame) -> Iterator[Step]:
+    kind = fault.kind if fault else None
+    content_count = kinds.count("content")
+    if kind is None and offsets is None:  # unpaced and whole: one write
+        yield from (Step("headers"), Step("write", b"".join(frames) + done, content=content_count), Step("eof"))
+        return
+    if kind == "reset":
+        yield from (Step("pause", seconds=fault.after_ms / 1000), Step("abort"))
+        return
+    if kind == "hang":
+        yield from _hold(fault)
+        return
+    yield Step("headers")
+    if kind == "empty":
+        yield Step("abort")
+        return
+    after = fault.after_chunks if fault and fault.after_chunks is not None else content_count // 2
+    after = min(after, content_count - 1 if kind in ("duplicate_chunk", "split_utf8") else content_count)
+    sent, struck = 0, False
+    for frame_kind, data, at in zip(kinds, frames, offsets or repeat(None), strict=False):
+        if not struck and sent == after and frame_kind in ("content", "finish"):
+            struck = True
+            if kind == "disconnect":
+                yield Step("abort")
+                return
+            if kind == "stall":
+                yield from _hold(fault)
+                return
+            if kind == "error_event":
+                yield from (Step("write", error_frame), Step("eof"))
+                return
+            if kind == "malformed_chunk":  # the broken half instead of the chunk: its content is lost
+                yield Step("write", data[: len(data) // 2] + b"\n\n", at)
+                sent += 1
+                continue
+        if frame_kind == "finish" and kind == "no_finish":
+            continue
+        if frame_kind != "content":
+            yield Step("write", data, at)
+            continue
+        cut = _inside_multibyte(data) if kind == "split_utf8" and sent >= after else None
+        if cut is not None:
+            yield from (Step("write", data[:cut], at, 1), Step("pause", seconds=SPLIT_PAUSE_S), Step("write", data[cut:]))
+            kind = None  # once
+        else:
+            yield Step("write", data, at, 1)
+        if kind == "duplicate_chunk" and sent == after:
+            yield Step("write", data, at)
+        sent += 1
+    if kind != "no_done":
+        yield Step("write", done)
+    yield Step("eof")
+
+
+def _inside_multibyte(data: bytes) -> int | None:
+    """A byte offset that falls inside a multibyte UTF-8 character, if there is one."""
+    for i, byte in enumerate(data):
+        if byte >= 0xC0:  # the lead byte of a multibyte character
+            return i + 1
+    return None
+
+
+def _drip(steps: Iterable[Step], fault: Fault) -> Iterator[Step]:
+    """Every write trickles out `bytes` at a time, `interval_ms` apart."""
+    pause = Step("pause", seconds=fault.interval_ms / 1000)
+    for step in steps:
+        if step.op != "write":
+            yield step
+            continue
+        for i in range(0, len(step.data), fault.bytes):
+            yield Step("write", step.data[i : i + fault.bytes], step.at if i == 0 else None, step.content if i == 0 else 0)
+            yield pause

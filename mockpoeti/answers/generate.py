@@ -1,0 +1,171 @@
+"""Seeded answers: text in the prompt's language, and values for JSON Schemas (via `structured`).
+
+Pure: no I/O, no aiohttp. Faker is imported on first use, not at import time,
+because `import faker` costs ~66 ms and a `Faker("en_US")` ~22 ms more (median of 5
+runs, `python -X importtime`), and most servers start before they answer. Every
+function takes the seed it must use, so the same seed and request always give the
+same bytes, whatever else the server did in between.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import orjson
+
+if TYPE_CHECKING:
+    from mockpoeti.answers.structured import Budget
+
+
+# One token per CJK character, ~4 Latin letters per token, digits by threes,
+# punctuation alone: close to what BPE tokenizers count, and the pieces join
+# back to the exact text, so a stream of tokens is also a stream of chunks.
+_CJK = "\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef"
+_TOKEN = re.compile(rf"[{_CJK}]|\s?[A-Za-z]{{1,4}}|\s?\d{{1,3}}|\s?[^\s{_CJK}A-Za-z\d]|\s+")
+_HAN = re.compile(r"[\u4e00-\u9fff]")
+_KANA = re.compile(r"[\u3040-\u30ff]")
+
+LOCALES = {"zh": "zh_CN", "ja": "ja_JP", "en": "en_US"}
+POOL_SIZE = 256
+NAMED_POOL_SIZE = 64
+
+
+def tokenize(text: str) -> list[str]:
+    return _TOKEN.findall(text)
+
+
+def count_tokens(text: str) -> int:
+    return len(_TOKEN.findall(text)) if text else 0
+
+
+def language_of(text: str) -> str:
+    """`ja` when there is kana, `zh` when there is Han, else `en`."""
+    if _KANA.search(text):
+        return "ja"
+    return "zh" if _HAN.search(text) else "en"
+
+
+def canonical_json(value: object) -> str:
+    """Key-sorted compact JSON: one request seeds one answer, whatever order its
+    client wrote the keys in. (orjson: this runs on every call.)"""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:  # an int beyond 64 bits
+        return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def derive_seed(*parts: object) -> int:
+    """A stable 64-bit seed from any values (Python's hash() is salted per process)."""
+    material = "\x1f".join([p if isinstance(p, str) else repr(p) for p in parts])
+    return int.from_bytes(hashlib.blake2b(material.encode(), digest_size=8).digest(), "big")
+
+
+class TextGenerator:
+    """Seeded answers built from a pool of sentences, one pool per language.
+
+    The pools are data (fixtures/sentences.yaml, made by `faker_pool`): Faker
+    costs ~150 us an answer, and loading it ~90 ms before the first one. An
+    answer only picks and joins sentences with a generator seeded by the
+    request. Faker itself is loaded on first use, for tool arguments, JSON mode,
+    templates, and languages without a pool. One per server state: Faker
+    instances carry their own random state, so sharing them between servers
+    (threads) would mix their sequences.
+    """
+
+    MEMO_SIZE = 4096
+
+    def __init__(self, pools: Mapping[str, tuple[str, ...]] | None = None) -> None:
+        self._fakers: dict[str, object] = {}
+        self._pools: dict[str, tuple[str, ...]] = dict(pools or {})
+        self._counts: dict[str, tuple[int, ...]] = {}  # each pool sentence's token count
+        self._memo: dict = {}
+        self._named: dict[str, tuple[str, ...]] = {}
+
+    def remember(self, key: object, build, keep=None):
+        """build(), or what it returned for the same key before (bounded, oldest out
+        first); a value `keep` refuses (too big to hold on to) is built each time."""
+        value = self._memo.get(key)
+        if value is None:
+            value = build()
+            if keep is None or keep(value):
+                if len(self._memo) >= self.MEMO_SIZE:
+                    del self._memo[next(iter(self._memo))]
+                self._memo[key] = value
+        return value
+
+    def faker(self, lang: str):
+        fk = self._fakers.get(lang)
+        if fk is None:
+            from faker import Faker
+
+            fk = self._fakers[lang] = Faker(LOCALES.get(lang, "en_US"))
+        return fk
+
+    def pool(self, lang: str) -> tuple[str, ...]:
+        pool = self._pools.get(lang)
+        if pool is None:
+            pool = self._pools[lang] = faker_pool(self.faker(lang), lang)
+        return pool
+
+    def answer(self, lang: str, seed: int, sentences: tuple[int, int] = (3, 7)) -> str:
+        return self.counted_answer(lang, seed, sentences)[0]
+
+    def counted_answer(self, lang: str, seed: int, sentences: tuple[int, int] = (3, 7)) -> tuple[str, int]:
+        """An answer and its token count, summed from its sentences' (counted once per pool):
+        tokenizing every answer anew was a tenth of a chat call's cost. The sum is exact:
+        an English sentence's first token takes the space before it, and CJK punctuation
+        is a token of its own."""
+        pool = self.pool(lang)
+        counts = self._counts.get(lang)
+        if counts is None:
+            counts = self._counts[lang] = tuple(count_tokens(s) for s in pool)
+        # The draws are the bytes of one hash of the seed: a Random seeded per answer cost
+        # more than the rest of the answer together.
+        draws = hashlib.blake2b((seed & 0xFFFF_FFFF_FFFF_FFFF).to_bytes(8, "big"), digest_size=64).digest()
+        low, high = sentences
+        count = low + draws[0] % (high - low + 1)
+        size = len(pool)
+        picks = [int.from_bytes(draws[1 + 2 * k : 3 + 2 * k], "big") % size for k in range(count)]
+        tokens = sum([counts[i] for i in picks])
+        if lang == "en":
+            return " ".join([pool[i] for i in picks]), tokens
+        last = count - 1
+        stops = draws[40]  # a bit per sentence: a full stop or a comma after it
+        text = "".join([pool[p] + ("。" if i == last or stops >> i & 1 else "，") for i, p in enumerate(picks)])
+        return text, tokens + count
+
+    def value(self, schema: object, seed: int, where: str = "schema", budget: Budget | None = None) -> object:
+        """A value valid against a JSON Schema (tool arguments, JSON mode), within
+        `structured`'s bounds; `where` names the schema in an `invalid_request`."""
+        from mockpoeti.answers.structured import generate  # rstr and the schema walker load with the first structured answer
+
+        return generate(schema, random.Random(seed), self.named, where, budget)
+
+    def named(self, provider: str) -> tuple[str, ...]:
+        """Realistic strings of one Faker provider (cities, names, URLs), made once
+        from a fixed seed: picking one costs a draw, not a Faker call."""
+        pool = self._named.get(provider)
+        if pool is None:
+            fk = self.faker("en")
+            fk.seed_instance(derive_seed("named", provider))
+            pool = self._named[provider] = tuple(str(getattr(fk, provider)()) for _ in range(NAMED_POOL_SIZE))
+        return pool
+
+
+def faker_pool(fk, lang: str, size: int = POOL_SIZE) -> tuple[str, ...]:
+    """A language's sentences, from a fixed seed: how fixtures/sentences.yaml was made."""
+    fk.seed_instance(derive_seed("pool", lang))
+    rnd = random.Random(derive_seed("pool", lang))
+    if lang == "en":
+        return tuple(fk.sentence(nb_words=rnd.randint(6, 14)) for _ in range(size))
+    # CJK: clauses without spaces, punctuated when joined
+    return tuple("".join(fk.words(nb=rnd.randint(3, 7))) for _ in range(size))
+
+
+def json_text(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False)

@@ -1,0 +1,109 @@
+"""What a rule asks an answer to be: content, tool calls, usage, status, an error,
+latency, stream pacing, a fault. Frozen dataclasses made by the scenario loader
+(`scripting.loader`) and read by whoever builds the answer.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from typing import Any
+
+FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter")
+CHUNKINGS = ("token", "word", "char")
+
+# Each fault kind and the parameters it takes.
+FAULTS: dict[str, tuple[str, ...]] = {
+    "reset": ("after_ms",),
+    "empty": (),
+    "malformed": (),
+    "hang": ("duration_ms",),
+    "stall": ("after_chunks", "duration_ms"),
+    "drip": ("bytes", "interval_ms"),
+    "disconnect": ("after_chunks",),
+    "malformed_chunk": ("after_chunks",),
+    "error_event": ("after_chunks", "error", "message"),
+    "no_done": (),
+    "no_finish": (),
+    "split_utf8": ("after_chunks",),
+    "duplicate_chunk": ("after_chunks",),
+}
+STREAM_ONLY_FAULTS = frozenset({"malformed_chunk", "error_event", "no_done", "no_finish", "split_utf8", "duplicate_chunk"})
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    fixed_ms: float | None = None
+    median_ms: float | None = None
+    sigma: float = 0.0
+    min_ms: float | None = None
+    max_ms: float | None = None
+
+    def draw(self, rnd: random.Random) -> float:
+        """Seconds: fixed, lognormal around the median, or uniform in [min, max]."""
+        if self.fixed_ms is not None:
+            ms = self.fixed_ms
+        elif self.median_ms is not None:
+            ms = self.median_ms * math.exp(self.sigma * rnd.gauss(0, 1)) if self.sigma else self.median_ms
+        else:
+            ms = rnd.uniform(self.min_ms or 0, self.max_ms or 0)
+        if self.min_ms is not None:
+            ms = max(ms, self.min_ms)
+        if self.max_ms is not None:
+            ms = min(ms, self.max_ms)
+        return ms / 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Pacing:
+    chunk: str | int = "token"
+    first_chunk: Timing | None = None
+    interval: Timing | None = None
+    jitter_ms: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    kind: str
+    after_chunks: int | None = None
+    after_ms: float = 0.0
+    duration_ms: float | None = None
+    bytes: int = 1
+    interval_ms: float = 50.0
+    error: str = "internal_error"
+    message: str | None = None
+
+    @property
+    def stream_only(self) -> bool:
+        return self.kind in STREAM_ONLY_FAULTS
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptedCall:
+    name: str
+    arguments: str  # JSON text
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Respond:
+    line: int = 1
+    content: str | None = None
+    tool_calls: tuple[ScriptedCall, ...] = ()
+    finish_reason: str | None = None
+    usage: tuple[int | None, int | None] | None = None  # prompt, completion
+    status: int | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    body: Any = None
+    has_body: bool = False
+    error: str | None = None
+    message: str | None = None
+    latency: Timing | None = None
+    pacing: Pacing | None = None
+    fault: Fault | None = None
+
+    @property
+    def replaces_answer(self) -> bool:
+        """True when this response is not a (modified) default answer of the endpoint."""
+        return self.error is not None or self.has_body or (self.status is not None and self.status >= 400)

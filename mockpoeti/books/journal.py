@@ -1,0 +1,114 @@
+"""The request journal's entries: what GET /__admin/requests and `poeti.requests` show.
+
+An entry keeps a bounded view of its request (the body's first bytes, the
+headers up to a size), so a thousand entries stay a few megabytes whatever
+clients send, and is made into JSON only when someone reads the journal: most
+runs never do, and formatting every call's entry up front costs throughput.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mockpoeti.base.clock import iso
+from mockpoeti.base.errors import ApiError
+from mockpoeti.base.jsonio import parse_json
+from mockpoeti.base.secrets import as_text, mask_header, mask_param
+from mockpoeti.books.ledger import clip
+
+JOURNAL_BODY_BYTES = 32 * 1024  # of a request body the journal keeps
+JOURNAL_BODY_BYTES_UNAUTHENTICATED = 1024  # ... of a request no key admitted
+JOURNAL_HEADER_BYTES = 8 * 1024  # of its headers, names and values together
+JOURNAL_URL_CHARS = 2048  # of its path, and of its query string
+
+
+@dataclass(slots=True)
+class JournalEntry:
+    """One request, as data, when it ended: nothing in it changes meaning afterwards."""
+
+    at: float
+    method: str
+    path: str
+    query: Mapping[str, str]
+    headers: Mapping[str, str]
+    raw: bytes | None  # the body's first bytes
+    size: int  # the body's whole length
+    endpoint: str | None
+    status: int | None
+    response_headers: Mapping[str, str]
+    trace_id: str
+    duration_ms: float
+    note: dict
+    monotonic_s: float  # the event loop's clock at arrival: waits between attempts are measured on it
+    near_misses: list[dict] | None = None  # no rule answered: the closest, worked out when it was logged
+    id: int = 0
+
+    @classmethod
+    def bounded(
+        cls, *, raw: bytes | None, authenticated: bool, path: str, query: Mapping[str, str], query_string: str,
+        headers: Mapping[str, str], header_bytes: int, **fields: Any,
+    ) -> JournalEntry:
+        """An entry that keeps at most the journal's share of what the client sent."""
+        cap = JOURNAL_BODY_BYTES if authenticated else JOURNAL_BODY_BYTES_UNAUTHENTICATED
+        return cls(
+            path=clip(path, JOURNAL_URL_CHARS),
+            query=query if len(query_string) <= JOURNAL_URL_CHARS else _first(query, JOURNAL_URL_CHARS),
+            headers=_bounded(headers, header_bytes),
+            raw=None if raw is None else raw[:cap],
+            size=0 if raw is None else len(raw),
+            **fields,
+        )
+
+    @property
+    def body(self) -> Any:
+        """The body as JSON when the journal kept all of it and it is JSON; else its text, cut short."""
+        if self.raw is None:
+            return None
+        if len(self.raw) == self.size:
+            try:
+                return parse_json(self.raw)
+            except ApiError:
+                pass
+        return self.raw.decode("utf-8", "replace")
+
+    def to_json(self) -> dict:
+        entry = {
+            "id": self.id,
+            "time": iso(self.at),
+            "method": self.method,
+            "path": self.path,
+            "query": {k: mask_param(k, v) for k, v in self.query.items()},
+            "headers": {k: as_text(mask_header(k, v)) for k, v in self.headers.items()},
+            "body": self.body,
+            "endpoint": self.endpoint,
+            "status": self.status,
+            "response_headers": dict(self.response_headers),
+            "trace_id": self.trace_id,
+            "duration_ms": self.duration_ms,
+            "monotonic_s": self.monotonic_s,
+        }
+        if self.raw is not None and len(self.raw) < self.size:
+            entry["body_truncated"] = True
+            entry["body_bytes"] = self.size
+        entry.update(self.note)
+        if self.near_misses is not None:
+            entry["near_misses"] = self.near_misses
+        return entry
+
+
+def _bounded(headers: Mapping[str, str], size: int) -> Mapping[str, str]:
+    """The headers as they came, or, past the journal's share, the first ones, each cut short."""
+    return headers if size <= JOURNAL_HEADER_BYTES else _first(headers, JOURNAL_HEADER_BYTES)
+
+
+def _first(items: Mapping[str, str], budget: int) -> dict[str, str]:
+    """The first names and values that fit in `budget` characters, the last one cut short."""
+    kept: dict[str, str] = {}
+    for name, value in items.items():
+        if budget <= 0:
+            break
+        kept.setdefault(name[:256], value[: max(0, budget - len(name))])
+        budget -= len(name) + len(value)
+    return kept

@@ -1,0 +1,201 @@
+"""One request's story: a slotted `Call`, made when the request arrives, handed
+explicitly to every stage and handler, and turned into its trace and its
+journal entry in one place (`pipeline.finish`) when the request ends.
+"""
+
+from __future__ import annotations
+
+import time
+from itertools import chain
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from mockpoeti.base.errors import ApiError
+from mockpoeti.base.jsonio import parse_json
+from mockpoeti.http.cors import allow_origin
+from mockpoeti.http.wire import read_raw
+
+if TYPE_CHECKING:
+    from mockpoeti.answers.chat_request import ChatRequest
+    from mockpoeti.answers.completion import Completion
+    from mockpoeti.answers.script import Respond
+    from mockpoeti.books.ledger import ApiKey
+    from mockpoeti.books.state import State
+    from mockpoeti.scripting.matching import Playbook, RequestView
+
+
+class Delivery:
+    """What actually went out on the wire, as the SSE writer saw it."""
+
+    __slots__ = ("bytes_sent", "chunks_sent", "completed", "content_chunks", "headers_sent", "interrupted")
+
+    def __init__(self, content_chunks: int = 0) -> None:
+        self.content_chunks = content_chunks  # how many the answer has (0: a whole body)
+        self.headers_sent = False
+        self.chunks_sent = 0
+        self.bytes_sent = 0
+        self.completed = False
+        self.interrupted = False
+
+    def to_json(self) -> dict:
+        return {
+            "headers_sent": self.headers_sent,
+            "chunks_sent": self.chunks_sent,
+            "bytes_sent": self.bytes_sent,
+            "completed": self.completed,
+            "interrupted": self.interrupted,
+        }
+
+
+class Call:
+    """Everything a request's path needs and leaves behind. Stages write it, `finish` reads it."""
+
+    __slots__ = (
+        "arrived",
+        "at",
+        "body",
+        "body_error",
+        "chat",
+        "completion",
+        "delivery",
+        "endpoint",
+        "error",
+        "extra_headers",
+        "fault",
+        "fault_skipped",
+        "header_bytes",
+        "is_admin",
+        "key",
+        "key_seen",
+        "params",
+        "playbook",
+        "raw",
+        "request",
+        "respond",
+        "rule",
+        "seed",
+        "started",
+        "state",
+        "stream",
+        "trace_id",
+        "unknown_fields",
+        "view",
+    )
+
+    def __init__(self, request: web.BaseRequest, state: State, arrived: float) -> None:
+        self.request = request
+        self.state = state
+        self.trace_id = state.new_trace_id()
+        self.arrived = arrived  # loop time: stream deadlines and retry waits count from it
+        self.started = time.perf_counter()
+        self.at = state.clock.now()  # the one reading of the server's clock: trace, journal and answer agree
+        self.is_admin = request.path.startswith("/__admin/")
+        # the raw header names and values, run together: one C pass answers "all ASCII?" and "how big?"
+        self.header_bytes = b"".join(chain.from_iterable(request.raw_headers))
+        self.endpoint: str | None = None  # the route's name, which is also a scenario `endpoint`
+        self.params: dict[str, str] = {}
+        self.raw: bytes | None = None  # the body as read (None: not read)
+        self.body: Any = None  # the body as JSON, once parsed
+        self.body_error: ApiError | None = None
+        self.key: ApiKey | None = None  # the caller's key, once admitted
+        self.key_seen: ApiKey | None = None  # a known key, even revoked or over its limits: its calls are traced
+        self.extra_headers: dict[str, str] | None = None  # rate-limit and scripted headers
+        self.playbook: Playbook | None = None  # the stubs and scenarios consulted
+        self.view: RequestView | None = None  # what they were shown
+        self.rule: str | None = None  # the scenario rule or stub that answered
+        self.respond: Respond | None = None
+        self.seed = 0  # seeds the scripted answer's template, timing and content
+        self.chat: ChatRequest | None = None  # the request, once validated
+        self.completion: Completion | None = None
+        self.error: tuple[int, str, str] | None = None  # the error answered: status, code, message
+        self.fault: str | None = None  # the scripted fault carried out
+        self.fault_skipped: str | None = None
+        self.unknown_fields: tuple[str, ...] = ()
+        self.delivery: Delivery | None = None
+        self.stream: web.StreamResponse | None = None  # set once a stream's headers are out
+
+    # --- the request ---------------------------------------------------------------
+
+    @property
+    def account(self) -> str:
+        """The caller's account (only on routes that authenticate)."""
+        assert self.key is not None
+        return self.key.account
+
+    @property
+    def method(self) -> str:
+        return self.request.method
+
+    @property
+    def path(self) -> str:
+        return self.request.path
+
+    @property
+    def query(self) -> Any:
+        return self.request.query
+
+    @property
+    def headers(self) -> Any:
+        return self.request.headers
+
+    async def json(self) -> Any:
+        """The body as JSON, parsed once; or the `ApiError` that says what is wrong with it."""
+        if self.body_error is not None:
+            raise self.body_error.again()
+        if self.raw is None:
+            try:
+                self.raw = await read_raw(self.request, *self.state.settings.body_limits)
+                self.body = parse_json(self.raw)
+            except ApiError as e:
+                self.raw = self.raw or b""
+                self.body_error = e.again()  # a copy without the traceback, whose frames would hold this call in a cycle
+                raise
+        return self.body
+
+    async def peek(self) -> Any:
+        """The body as JSON for matching, or None when it is not JSON (no error yet)."""
+        if not self.request.can_read_body and self.raw is None:
+            return None
+        try:
+            return await self.json()
+        except ApiError:
+            return None
+
+    def body_as_sent(self) -> Any:
+        """The body as JSON if it is JSON, read or only kept: for the books, never an error."""
+        if self.body is None and self.raw and self.body_error is None:
+            try:
+                return parse_json(self.raw)
+            except ApiError:
+                return None
+        return self.body
+
+    async def keep_body(self) -> None:
+        """Read what nobody read, for the journal; parsed only when the journal is read."""
+        if self.raw is None and self.body_error is None and self.request.can_read_body:
+            try:
+                self.raw = await read_raw(self.request, *self.state.settings.body_limits)
+            except ApiError:
+                self.raw = b""
+
+    def client_left(self) -> None:
+        """The client hung up before the answer was complete."""
+        if self.delivery is None:
+            self.delivery = Delivery()
+        self.delivery.interrupted = True
+
+    def stamp(self, response: web.StreamResponse) -> None:
+        """What every answer carries: X-Trace-ID (and x-request-id), the call's extra
+        headers (rate limits, scripted ones), CORS. Called just before the headers go
+        out, by the pipeline or the SSE writer."""
+        headers = response.headers
+        headers["X-Trace-ID"] = self.trace_id
+        headers.setdefault("x-request-id", self.trace_id)
+        if self.extra_headers:
+            headers.update(self.extra_headers)
+        allow_origin(response)
+
+    def add_headers(self, headers: dict[str, str]) -> None:
+        if headers:
+            self.extra_headers = {**(self.extra_headers or {}), **headers}

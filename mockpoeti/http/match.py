@@ -1,0 +1,89 @@
+"""The match step: does a stub or an active scenario rule answer this request?
+
+If one does, its response is carried out here (latency, a scripted error or
+body, headers, status) or left on the call for the endpoint's handler
+(content, tool calls, usage, stream pacing, stream faults). Faults on whole
+bodies are applied here, after the handler, to whatever it answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from mockpoeti.answers.faults import plan_body
+from mockpoeti.answers.script import Respond
+from mockpoeti.base.catalog import Catalog
+from mockpoeti.base.errors import ApiError
+from mockpoeti.base.jsonio import encode
+from mockpoeti.http.call import Call
+from mockpoeti.http.sse import perform
+from mockpoeti.http.wire import error_response
+from mockpoeti.scripting.matching import Playbook, RequestView, view_of
+
+DEFAULT_RETRY_AFTER = {429: "1", 503: "1"}  # so SDKs that honour Retry-After retry promptly
+
+
+async def follow(call: Call, playbook: Playbook, answer: Callable[[Call], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    call.playbook = playbook
+    call.view = await request_view(call)
+    decision = playbook.decide(call.view)
+    if decision is None:
+        return await answer(call)  # the near misses are worked out when the call is logged
+
+    respond = decision.respond
+    call.rule, call.respond, call.seed = decision.label, respond, decision.seed
+    if respond.latency is not None:
+        await asyncio.sleep(respond.latency.draw(random.Random(decision.seed)))
+    if respond.headers:
+        call.add_headers(dict(respond.headers))
+    catalog = call.state.catalog
+    if respond.error is not None and respond.fault is None:
+        raise scripted_error(respond, catalog)
+
+    response = scripted_response(catalog, respond) if respond.replaces_answer else await answer(call)
+    if respond.status is not None and not response.prepared and response.status < 400:
+        response.set_status(respond.status)  # a scripted status on the endpoint's own answer
+    if respond.fault is None or response.prepared or not isinstance(response, web.Response):
+        return response
+    body = response.body
+    steps = plan_body(body if isinstance(body, bytes) else b"", respond.fault)
+    if steps is None:
+        call.fault_skipped = f"{respond.fault.kind} needs a streamed answer"
+        return response
+    call.fault = respond.fault.kind
+    broken = web.StreamResponse(status=response.status, headers={"Content-Type": response.content_type})
+    return await perform(call, broken, steps)
+
+
+async def request_view(call: Call) -> RequestView:
+    body = await call.peek()
+    key = call.key
+    return view_of(call.endpoint, call.method, call.path, call.headers, body, key.secret if key else None)
+
+
+def scripted_error(respond: Respond, catalog: Catalog) -> ApiError:
+    assert respond.error is not None
+    headers = dict(respond.headers)
+    known = catalog.errors.get(respond.error)
+    status = respond.status or (known.status if known else None)
+    if status in DEFAULT_RETRY_AFTER:
+        headers.setdefault("Retry-After", DEFAULT_RETRY_AFTER[status])
+    return ApiError(respond.error, respond.message, headers=headers, status=respond.status)
+
+
+def scripted_response(catalog: Catalog, respond: Respond) -> web.Response:
+    """An answer that replaces the endpoint's own: an error, or a raw status/body."""
+    if respond.error is not None:
+        return error_response(catalog, scripted_error(respond, catalog))
+    headers = dict(respond.headers)
+    status = respond.status or 200
+    if status in DEFAULT_RETRY_AFTER:
+        headers.setdefault("Retry-After", DEFAULT_RETRY_AFTER[status])
+    if isinstance(respond.body, str):
+        kind = "application/json" if respond.body.lstrip()[:1] in ("{", "[") else "text/plain"
+        return web.Response(text=respond.body, status=status, headers=headers, content_type=kind)
+    return web.Response(body=encode(respond.body), status=status, headers=headers, content_type="application/json")

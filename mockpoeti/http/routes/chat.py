@@ -1,0 +1,66 @@
+"""POST /v1/chat/completions: validate, answer (JSON or SSE); the pipeline traces it."""
+
+from __future__ import annotations
+
+import random
+
+from aiohttp import web
+
+from mockpoeti.answers.chat_request import ChatRequest, parse_chat_request
+from mockpoeti.answers.completion import Completion, apply_script, build_completion, stream_chunks
+from mockpoeti.answers.faults import plan_stream
+from mockpoeti.answers.generate import language_of
+from mockpoeti.answers.templating import render
+from mockpoeti.base.errors import ApiError
+from mockpoeti.base.secrets import mask_header, mask_param
+from mockpoeti.http.call import Call
+from mockpoeti.http.sse import DONE, HEADERS, frame, offsets, perform
+from mockpoeti.http.wire import error_body, json_response
+
+
+async def create_chat_completion(call: Call) -> web.StreamResponse:
+    state = call.state
+    chat = call.chat = parse_chat_request(await call.json(), state.catalog.models)
+    call.unknown_fields = chat.unknown_fields
+    completion = build_completion(chat, state.text, state.seed, state.new_id("chatcmpl-poeti-"), int(call.at))
+    if call.respond is not None:
+        completion = apply_script(completion, chat, call.respond, _scripted_content(call, chat))
+    call.completion = completion
+    if not chat.stream:
+        return json_response(completion.body())
+    return await _stream(call, chat, completion)
+
+
+async def _stream(call: Call, chat: ChatRequest, completion: Completion) -> web.StreamResponse:
+    respond = call.respond
+    pacing = respond.pacing if respond else None
+    fault = respond.fault if respond else None
+    kinds, chunks = stream_chunks(completion, chat.include_usage, pacing.chunk if pacing else "token")
+    rnd = random.Random(call.seed if respond else 0)
+    error_frame = b""
+    if fault is not None:
+        call.fault = fault.kind
+        error_frame = frame(error_body(call.state.catalog, ApiError(fault.error, fault.message))[1])
+    steps = plan_stream(kinds, map(frame, chunks), offsets(kinds, pacing, rnd), DONE, fault, error_frame)
+    status = respond.status if respond and respond.status and respond.status < 400 else 200
+    return await perform(call, web.StreamResponse(status=status, headers=HEADERS), steps, kinds.count("content"))
+
+
+def _scripted_content(call: Call, chat: ChatRequest) -> str | None:
+    assert call.respond is not None
+    content = call.respond.content
+    if content is None or "{{" not in content:
+        return content
+    faker = call.state.text.faker(language_of(chat.last_user_text))
+    faker.seed_instance(call.seed)
+    key = call.key
+    context = {
+        "message": chat.last_user_text,
+        "model": chat.model.id,
+        "body": call.body,
+        "headers": {k.lower(): mask_header(k, v) for k, v in call.headers.items()},  # templates never see a whole key
+        "query": {k: mask_param(k, v) for k, v in call.query.items()},
+        "key": {"id": key.id, "name": key.name} if key else None,
+        "last": chat.last_by_role,  # {{ last.tool }}: the text of the last message of that role
+    }
+    return render(content, context, faker)

@@ -1,0 +1,50 @@
+"""The one error format and JSON answers, at the HTTP edge (parsing and writing JSON is `base.jsonio`)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+
+from mockpoeti.base.catalog import Catalog
+from mockpoeti.base.errors import ApiError
+from mockpoeti.base.jsonio import encode
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=encode(data), status=status, headers=headers, content_type="application/json")
+
+
+def error_body(catalog: Catalog, error: ApiError) -> tuple[int, dict]:
+    known = catalog.errors.get(error.code)
+    status = error.status or (known.status if known else 500)
+    message = error.message or (known.message if known else error.code)
+    return status, {"error": {"code": error.code, "message": message, "status": status}}
+
+
+def error_response(catalog: Catalog, error: ApiError) -> web.Response:
+    status, body = error_body(catalog, error)
+    return json_response(body, status=status, headers=error.headers)
+
+
+async def read_raw(request: web.BaseRequest, limit: int, timeout: float) -> bytes:
+    """The body's bytes, or `payload_too_large` / `request_timeout` / `invalid_request` saying
+    why they cannot be had (a body trickled in forever would hold its connection for ever)."""
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError("payload_too_large", f"The request body is {request.content_length} bytes; the limit is {limit} bytes.")
+    try:
+        async with asyncio.timeout(timeout):
+            raw = await request.read()
+    except TimeoutError:
+        request.content.feed_eof()
+        raise ApiError("request_timeout", f"The request body did not arrive within {timeout:g} s.", close=True) from None
+    except web.HTTPRequestEntityTooLarge:
+        raise ApiError("payload_too_large", f"The request body is larger than the limit of {limit} bytes.") from None
+    except web.RequestPayloadError:
+        # a Content-Encoding the body does not have: no more of it is worth reading
+        request.content.feed_eof()
+        encoding = request.headers.get("Content-Encoding", "")
+        message = f"The request body could not be decoded as Content-Encoding '{encoding[:40]}'."
+        raise ApiError("invalid_request", message, close=True) from None
+    return raw

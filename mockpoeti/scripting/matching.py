@@ -1,0 +1,416 @@
+"""Which stub or scenario rule answers a request, and which came closest when none did.
+
+Pure. `Playbook` holds the active scenarios, the stubs, and everything that
+changes as they play: how often each rule answered (for `times` and
+sequences) and the seeded chaos generators. It hangs off the server's State,
+so `reset` rewinds it (and drops the stubs).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from fnmatch import fnmatchcase
+from typing import Any, NamedTuple
+
+from mockpoeti.answers.chat_request import message_text
+from mockpoeti.answers.generate import derive_seed
+from mockpoeti.answers.script import Respond
+from mockpoeti.base.endpoints import ENDPOINTS
+from mockpoeti.scripting.scenario import Match, Rule, Scenario
+
+
+class RequestView(NamedTuple):
+    """What matching may look at: plain data, no aiohttp. (A tuple: one is made for every
+    request a scenario sees, and tuples are made several times faster than frozen dataclasses.)"""
+
+    endpoint: str | None
+    method: str
+    path: str
+    headers: Mapping[str, str]  # looked up by lower-case name
+    body: Any = None
+    key: str | None = None
+    model: str | None = None
+    stream: bool = False
+    message: str = ""
+    last_role: str | None = None
+    tools: tuple[str, ...] = ()  # the declared tools' function names ("" for a tool without one)
+
+
+def view_of(
+    endpoint: str | None, method: str, path: str, headers: Mapping[str, str], body: Any, key: str | None = None
+) -> RequestView:
+    """A RequestView from the parts of a request (live, or from the journal)."""
+    model, stream, message, last_role = None, False, "", None
+    tools: tuple[str, ...] = ()
+    if isinstance(body, dict):
+        model = body.get("model") if isinstance(body.get("model"), str) else None
+        stream = body.get("stream") is True
+        raw = body.get("messages")
+        messages = [m for m in raw if isinstance(m, dict)] if isinstance(raw, list) else []
+        if messages:
+            last_role = messages[-1].get("role") if isinstance(messages[-1].get("role"), str) else None
+            message = next((message_text(m) for m in reversed(messages) if m.get("role") == "user"), "")
+        declared = body.get("tools")
+        if isinstance(declared, list) and declared:
+            tools = tuple(_tool_name(t) for t in declared)
+    return RequestView(
+        endpoint=endpoint,
+        method=method,
+        path=path,
+        # a case-insensitive mapping (the request's own multidict) is used as it is
+        headers=headers if hasattr(headers, "getall") else {k.lower(): v for k, v in headers.items()},
+        body=body,
+        key=key,
+        model=model,
+        stream=stream,
+        message=message,
+        last_role=last_role,
+        tools=tools,
+    )
+
+
+def _tool_name(tool: Any) -> str:
+    function = tool.get("function") if isinstance(tool, dict) else None
+    name = function.get("name") if isinstance(function, dict) else None
+    return name if isinstance(name, str) else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    label: str
+    respond: Respond
+    seed: int
+
+
+class Condition:
+    """One thing a `match` asks of a request: whether it holds, and, when it does not,
+    what differed (respx's patterns: each knows how to match and how to describe a miss)."""
+
+    __slots__ = ()
+
+    def holds(self, view: RequestView) -> bool:
+        raise NotImplementedError
+
+    def explain(self, view: RequestView) -> str:
+        raise NotImplementedError
+
+
+class Equals(Condition):
+    """endpoint, method, stream, last_role: the request's value, exactly."""
+
+    __slots__ = ("field", "wanted")
+
+    def __init__(self, field: str, wanted: object) -> None:
+        self.field, self.wanted = field, wanted
+
+    def holds(self, view: RequestView) -> bool:
+        return getattr(view, self.field) == self.wanted
+
+    def explain(self, view: RequestView) -> str:
+        return f"{self.field}: wanted {self.wanted}, got {getattr(view, self.field)}"
+
+
+class Glob(Condition):
+    """path, model: a glob over the request's value."""
+
+    __slots__ = ("field", "pattern")
+
+    def __init__(self, field: str, pattern: str) -> None:
+        self.field, self.pattern = field, pattern
+
+    def holds(self, view: RequestView) -> bool:
+        return fnmatchcase(getattr(view, self.field) or "", self.pattern)
+
+    def explain(self, view: RequestView) -> str:
+        return f"{self.field}: wanted {self.pattern}, got {getattr(view, self.field)}"
+
+
+class Key(Glob):
+    """The API key, by glob; a miss never shows the key."""
+
+    __slots__ = ()
+
+    def explain(self, view: RequestView) -> str:
+        return "key: a different API key"
+
+
+class Message(Condition):
+    """The last user message: a substring, or a regex."""
+
+    __slots__ = ("wanted",)
+
+    def __init__(self, wanted: str | re.Pattern) -> None:
+        self.wanted = wanted
+
+    def holds(self, view: RequestView) -> bool:
+        wanted = self.wanted
+        return wanted in view.message if isinstance(wanted, str) else wanted.search(view.message) is not None
+
+    def explain(self, view: RequestView) -> str:
+        shown = self.wanted if isinstance(self.wanted, str) else f"/{self.wanted.pattern}/"
+        return f"message: wanted {shown!r}, got {view.message[:80]!r}"
+
+
+class Header(Condition):
+    __slots__ = ("name", "pattern")
+
+    def __init__(self, name: str, pattern: str) -> None:
+        self.name, self.pattern = name, pattern
+
+    def holds(self, view: RequestView) -> bool:
+        value = view.headers.get(self.name)
+        return value is not None and fnmatchcase(value, self.pattern)
+
+    def explain(self, view: RequestView) -> str:
+        return f"headers.{self.name}: wanted {self.pattern!r}, got {view.headers.get(self.name)!r}"
+
+
+class Body(Condition):
+    """A JSON subset of the body."""
+
+    __slots__ = ("wanted",)
+
+    def __init__(self, wanted: Any) -> None:
+        self.wanted = wanted
+
+    def holds(self, view: RequestView) -> bool:
+        return contains(view.body, self.wanted)
+
+    def explain(self, view: RequestView) -> str:
+        return "body: does not contain the wanted subset"
+
+
+class Tools(Condition):
+    """`true`: some tools declared; `false`: none; a set of names: exactly those."""
+
+    __slots__ = ("wanted",)
+
+    def __init__(self, wanted: bool | frozenset[str]) -> None:
+        self.wanted = wanted
+
+    def holds(self, view: RequestView) -> bool:
+        if isinstance(self.wanted, bool):
+            return self.wanted == bool(view.tools)
+        return self.wanted == frozenset(view.tools)
+
+    def explain(self, view: RequestView) -> str:
+        got = ", ".join(sorted({name or "(unnamed)" for name in view.tools})) or "none"
+        return f"tools: wanted {self._shown()}, got {got}"
+
+    def _shown(self) -> str:
+        if isinstance(self.wanted, bool):
+            return "at least one tool" if self.wanted else "no tools"
+        return ", ".join(sorted(self.wanted))
+
+
+def conditions_of(match: Match, endpoint: bool = True) -> tuple[Condition, ...]:
+    """A match's conditions, in the order a miss lists them (without the endpoint's, for
+    rules that are only ever tried for their endpoint)."""
+    out: list[Condition] = []
+    for field in ("endpoint", "method") if endpoint else ("method",):
+        if getattr(match, field) is not None:
+            out.append(Equals(field, getattr(match, field)))
+    for field in ("path", "model"):
+        if getattr(match, field) is not None:
+            out.append(Glob(field, getattr(match, field)))
+    if match.stream is not None:
+        out.append(Equals("stream", match.stream))
+    if match.message is not None:
+        out.append(Message(match.message))
+    out += [Header(name, pattern) for name, pattern in match.headers]
+    if match.body is not None:
+        out.append(Body(match.body))
+    if match.key is not None:
+        out.append(Key("key", match.key))
+    if match.last_role is not None:
+        out.append(Equals("last_role", match.last_role))
+    if match.tools is not None:
+        out.append(Tools(match.tools))
+    return tuple(out)
+
+
+def holds(conditions: tuple[Condition, ...], view: RequestView) -> bool:
+    """All of them hold (stops at the first that does not: a request most rules miss costs little)."""
+    for condition in conditions:  # noqa: SIM110 - a loop, not all(generator): this runs per rule per request
+        if not condition.holds(view):
+            return False
+    return True
+
+
+def differences(match: Match, view: RequestView) -> list[str]:
+    """What keeps `match` from holding for `view`; empty when it holds."""
+    return [c.explain(view) for c in conditions_of(match) if not c.holds(view)]
+
+
+def contains(actual: Any, wanted: Any) -> bool:
+    """JSON subset: every key of `wanted` is in `actual` with a containing value."""
+    if isinstance(wanted, dict):
+        return isinstance(actual, dict) and all(k in actual and contains(actual[k], v) for k, v in wanted.items())
+    return actual == wanted
+
+
+@dataclass(slots=True, eq=False)
+class Stub:
+    """One rule added at run time (`server.stub`, `POST /__admin/stubs`): WireMock's stub mapping."""
+
+    rule: Rule  # its label, `stub#ID`, is what the journal names
+    spec: dict  # the stub as given (plain JSON), for listings
+    calls: int = 0
+    conditions: tuple[Condition, ...] = ()
+
+    @property
+    def id(self) -> int:
+        return self.rule.stub_id or 0
+
+    @property
+    def used_up(self) -> bool:
+        return self.rule.times is not None and self.calls >= self.rule.times
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "label": self.rule.label, **self.spec, "calls": self.calls}
+
+
+class Stubs:
+    """The stubs of one server state, with ids from 1. Tried newest first: the latest
+    stub wins, so a test can override a broad stub that a fixture added."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, Stub] = {}
+        self._next_id = 1
+
+    def add(self, rule: Rule, spec: dict) -> Stub:
+        stub = Stub(replace(rule, stub_id=self._next_id), spec, conditions=conditions_of(rule.match))
+        self._by_id[stub.id] = stub
+        self._next_id += 1
+        return stub
+
+    def get(self, stub_id: int) -> Stub | None:
+        return self._by_id.get(stub_id)
+
+    def remove(self, stub_id: int) -> Stub | None:
+        return self._by_id.pop(stub_id, None)
+
+    def clear(self) -> int:
+        count = len(self._by_id)
+        self._by_id.clear()
+        return count
+
+    def newest_first(self) -> Iterator[Stub]:
+        return reversed(self._by_id.values())
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+
+MAX_DIFFERENCES = 8  # of one near miss, each cut to MAX_DIFFERENCE_CHARS: a journal entry stays small
+MAX_DIFFERENCE_CHARS = 200
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_DIFFERENCE_CHARS else text[: MAX_DIFFERENCE_CHARS - 1] + "…"
+
+
+class Playbook:
+    def __init__(self, scenarios: list[Scenario], seed: int, stubs: Stubs | None = None):
+        self.scenarios = list(scenarios)
+        self.stubs = stubs if stubs is not None else Stubs()
+        self.seed = seed
+        self.scenario_rules: list[Rule] = [rule for s in self.scenarios for rule in s.rules]
+        self.uses = [0] * len(self.scenario_rules)
+        # a rule is tried only for the endpoint it names (below), so that condition holds already
+        self._conditions = [conditions_of(rule.match, endpoint=False) for rule in self.scenario_rules]
+        # a scenario's own seed, when it has one, makes its answers the same on any server
+        self._seeds = [s.seed if s.seed is not None else seed for s in self.scenarios for _ in s.rules]
+        # Rules that name an endpoint are only tried for it: matching stays flat as rules grow.
+        self._candidates = {
+            endpoint: [i for i, r in enumerate(self.scenario_rules) if r.match.endpoint in (endpoint, None)]
+            for endpoint in (*ENDPOINTS, None)
+        }
+        self._chaos = [
+            (
+                s.name,
+                s.chaos,
+                conditions_of(s.chaos.match),
+                random.Random(s.chaos.seed if s.chaos.seed is not None else s.seed if s.seed is not None else seed),
+            )
+            for s in self.scenarios
+            if s.chaos is not None
+        ]
+
+    @property
+    def active(self) -> bool:
+        return bool(self.stubs or self.scenario_rules or self._chaos)
+
+    @property
+    def rules(self) -> list[Rule]:
+        """Every rule in the order they are tried: the stubs newest first, then the scenarios'."""
+        if not self.stubs:
+            return self.scenario_rules
+        return [stub.rule for stub in self.stubs.newest_first()] + self.scenario_rules
+
+    @property
+    def names(self) -> list[str]:
+        return [s.name for s in self.scenarios]
+
+    def decide(self, view: RequestView) -> Decision | None:
+        """The first live rule that matches answers (and is used up by one): stubs, newest
+        first, then the scenarios' rules in order; else chaos may strike."""
+        if self.stubs:
+            for stub in self.stubs.newest_first():
+                if not stub.used_up and holds(stub.conditions, view):
+                    n = stub.calls
+                    stub.calls = n + 1
+                    respond = stub.rule.responses[min(n, len(stub.rule.responses) - 1)]
+                    return Decision(stub.rule.label, respond, derive_seed(self.seed, "stub", stub.id, n))
+        for i in self._candidates.get(view.endpoint, self._candidates[None]):
+            rule = self.scenario_rules[i]
+            if rule.times is not None and self.uses[i] >= rule.times:
+                continue
+            if holds(self._conditions[i], view):
+                n = self.uses[i]
+                self.uses[i] = n + 1
+                respond = rule.responses[min(n, len(rule.responses) - 1)]
+                return Decision(rule.label, respond, derive_seed(self._seeds[i], i, n))
+        for name, chaos, conditions, rnd in self._chaos:
+            if holds(conditions, view) and rnd.random() < chaos.rate:
+                return Decision(f"{name}/chaos", rnd.choice(chaos.responses), rnd.getrandbits(32))
+        return None
+
+    def near_misses(self, view: RequestView, limit: int = 3) -> list[dict]:
+        """The rules (stubs included) that came closest, with what differed: for the journal
+        and assertions. Changes nothing."""
+        scored = []
+        tried = [(stub.rule, stub.calls) for stub in self.stubs.newest_first()]
+        tried += zip(self.scenario_rules, self.uses, strict=True)
+        for order, (rule, used) in enumerate(tried):
+            diffs = differences(rule.match, view)
+            if rule.times is not None and used >= rule.times:
+                diffs = [*diffs, f"times: used up after {rule.times}"]
+            scored.append((len(diffs), order, rule.label, diffs))
+        scored.sort()
+        return [
+            {"rule": _cut(label), "differences": [_cut(d) for d in diffs[:MAX_DIFFERENCES]]}
+            for _, _, label, diffs in scored[:limit]
+        ]
+
+    def describe(self) -> list[dict]:
+        """The active scenarios and their rules' counters (by position: two loaded copies of
+        one scenario hold equal rules, but each copy counts its own)."""
+        out, start = [], 0
+        for s in self.scenarios:
+            rules = [
+                {"rule": r.label, "times": r.times, "used": self.uses[start + j], "responses": len(r.responses)}
+                for j, r in enumerate(s.rules)
+            ]
+            start += len(s.rules)
+            out.append({
+                "name": s.name,
+                "description": s.description,
+                "source": s.source,
+                "rules": rules,
+                "chaos": None if s.chaos is None else {"rate": s.chaos.rate},
+            })
+        return out

@@ -1,0 +1,67 @@
+"""What a scenario is, once loaded: frozen dataclasses for rules and what they
+match, and the names of endpoints. The rest of mockpoeti sees only these, never
+a raw dict from a file; reading and validating files is `loader`'s job, loaded
+only when there are files to read. What a rule answers is `answers.script`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from mockpoeti.answers.script import Respond
+from mockpoeti.base.endpoints import CHAT
+
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    endpoint: str | None = None
+    method: str | None = None
+    path: str | None = None
+    model: str | None = None
+    stream: bool | None = None
+    message: str | re.Pattern | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    body: Any = None
+    key: str | None = None
+    last_role: str | None = None
+    tools: bool | frozenset[str] | None = None  # any tool, none, or exactly these function names
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    scenario: str
+    index: int
+    line: int
+    name: str
+    match: Match
+    responses: tuple[Respond, ...]
+    times: int | None = None
+    stub_id: int | None = None  # a stub (a rule added at run time) rather than a scenario file's rule
+
+    @property
+    def label(self) -> str:
+        """How the journal names the rule that answered: `retry/rules[0] (name)`, `stub#3`."""
+        where = f"stub#{self.stub_id}" if self.stub_id is not None else f"{self.scenario}/rules[{self.index}]"
+        return where + (f" ({self.name})" if self.name else "")
+
+
+@dataclass(frozen=True, slots=True)
+class Chaos:
+    rate: float
+    responses: tuple[Respond, ...]
+    seed: int | None = None
+    match: Match = Match(endpoint=CHAT)
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    description: str
+    source: str
+    seed: int | None
+    rules: tuple[Rule, ...]
+    chaos: Chaos | None = None
