@@ -54,14 +54,13 @@ class Pipeline:
             response = refuse(call, e)
         except asyncio.CancelledError:  # the client left (aiohttp cancels its handler)
             call.client_left()
-            finish(call, call.stream)
+            finish_or_crash(call, call.stream)
             raise
         except Exception:
             response = crashed(call)
         if not call.is_admin:
             await call.keep_body()  # refused before anyone read it: the journal still shows it
-        finish(call, response)
-        return response
+        return finish_or_crash(call, response) or response
 
     async def answer(self, call: Call) -> web.StreamResponse:
         route, call.params, missing = self.router.resolve(call.method, call.path)
@@ -104,6 +103,20 @@ def crashed(call: Call) -> web.StreamResponse:
         errors.append(traceback.format_exc())
     log.exception("internal error while serving %s %s", call.method, call.path)
     return refuse(call, ApiError("internal_error"))
+
+
+def finish_or_crash(call: Call, response: web.StreamResponse | None) -> web.StreamResponse | None:
+    """`finish`, under the same guard as the stages before it: a failure in the books or
+    the journal is a bug of ours like any other, kept for the test and answered in format
+    (the answer returned, to send instead; None when all went well)."""
+    try:
+        finish(call, response)
+    except Exception:
+        failed = crashed(call)
+        if not failed.prepared:
+            call.stamp(failed)
+        return failed
+    return None
 
 
 def finish(call: Call, response: web.StreamResponse | None) -> None:
