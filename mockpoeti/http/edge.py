@@ -1,13 +1,20 @@
 """The connection edge: aiohttp's low-level server, with the limits mockpoeti sets
-on every connection, and the one place it goes past aiohttp's documented surface.
+on every connection. This module holds every place mockpoeti goes past aiohttp's
+and asyncio's documented surface, and only these three:
 
-That place is `Connection.handle_error`. What aiohttp's HTTP parser refuses (a NUL
+- `Connection` subclasses aiohttp's `RequestHandler` (the protocol of one
+  connection), for a deadline on the first request's headers and for
+- `Connection.handle_error`. What aiohttp's HTTP parser refuses (a NUL
 in a header, a line over the limit, two Content-Lengths) never reaches a handler:
 aiohttp answers it itself, as text, quoting the refused bytes (which may hold a
 key) in the answer and the log. aiohttp has no hook for that answer
 (aio-libs/aiohttp#3287, #6463), so `Connection` overrides the method aiohttp
 calls, to answer in the one error format with an X-Trace-ID.
-`tests/test_edge.py` pins the behaviour, so an aiohttp upgrade that changes it fails there.
+- `limit_accept_errors` recognises asyncio's accept retries by the name of
+  CPython's private `_start_serving` in the handle it reports.
+
+`tests/test_edge.py` and `tests/test_limits.py` pin these, so an upgrade of
+aiohttp or CPython that changes them fails there.
 """
 
 from __future__ import annotations

@@ -65,24 +65,27 @@ async def request_view(call: Call) -> RequestView:
     return view_of(call.endpoint, call.method, call.path, call.headers, body, key.secret if key else None)
 
 
-def scripted_error(respond: Respond, catalog: Catalog) -> ApiError:
-    assert respond.error is not None
+def scripted_headers(respond: Respond, status: int | None) -> dict[str, str]:
+    """The rule's headers, with a Retry-After on a 429 or 503 that sets none."""
     headers = dict(respond.headers)
-    known = catalog.errors.get(respond.error)
-    status = respond.status or (known.status if known else None)
     if status in DEFAULT_RETRY_AFTER:
         headers.setdefault("Retry-After", DEFAULT_RETRY_AFTER[status])
-    return ApiError(respond.error, respond.message, headers=headers, status=respond.status)
+    return headers
+
+
+def scripted_error(respond: Respond, catalog: Catalog) -> ApiError:
+    assert respond.error is not None
+    known = catalog.errors.get(respond.error)
+    status = respond.status or (known.status if known else None)
+    return ApiError(respond.error, respond.message, headers=scripted_headers(respond, status), status=respond.status)
 
 
 def scripted_response(catalog: Catalog, respond: Respond) -> web.Response:
     """An answer that replaces the endpoint's own: an error, or a raw status/body."""
     if respond.error is not None:
         return error_response(catalog, scripted_error(respond, catalog))
-    headers = dict(respond.headers)
     status = respond.status or 200
-    if status in DEFAULT_RETRY_AFTER:
-        headers.setdefault("Retry-After", DEFAULT_RETRY_AFTER[status])
+    headers = scripted_headers(respond, status)
     if isinstance(respond.body, str):
         kind = "application/json" if respond.body.lstrip()[:1] in ("{", "[") else "text/plain"
         return web.Response(text=respond.body, status=status, headers=headers, content_type=kind)
