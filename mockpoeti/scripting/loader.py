@@ -8,7 +8,6 @@ prints the published JSON Schema.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from mockpoeti.answers.templating import check_template
 from mockpoeti.base.catalog import shipped_dir
 from mockpoeti.base.endpoints import CHAT, ENDPOINTS
 from mockpoeti.base.errors import ConfigError
+from mockpoeti.base.regexes import PatternError, compile_linear
 from mockpoeti.scripting.scenario import METHODS, Chaos, Match, Rule, Scenario
 from mockpoeti.scripting.schema import (
     AnyValue,
@@ -64,9 +64,9 @@ def _template(text: str, site: Site) -> None:
 def _regex(text: str, site: Site) -> None:
     if _is_regex(text):
         try:
-            re.compile(text[1:-1])
-        except re.error as e:
-            site.fail(f"not a valid regular expression: {e}; expected /regex/")
+            compile_linear(text[1:-1])
+        except PatternError as e:
+            site.fail(str(e))
 
 
 def _timing(timing: dict, site: Site) -> None:
@@ -370,7 +370,7 @@ def build_match(m: dict) -> Match:
     """A Match from a validated `match` mapping."""
     message = m.get("message")
     if isinstance(message, str) and _is_regex(message):
-        message = re.compile(message[1:-1])
+        message = compile_linear(message[1:-1])
     return Match(
         endpoint=m.get("endpoint"),
         method=m.get("method"),
