@@ -6,13 +6,22 @@ server's RSS."""
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
+import functools
 import json
 import random
+import signal
 import subprocess
+import threading
 import time
+import zlib
 
 import httpx
 import pytest
+import yaml
+from aiohttp import web
 from serving import console_script, serve
 from test_limits import AUTH, Probe, error_of
 
@@ -419,3 +428,196 @@ def test_a_key_spelled_with_json_escapes_is_masked_in_the_journal(poeti, http):
     http.post("/v1/chat/completions", content=f'{{"model": "gpt-4o", "messages": [{{"role": "user", "content": "{escaped}"}}]}}',
               headers={"Content-Type": "application/json"})
     assert poeti.last_request["body"]["messages"][0]["content"] == "sk-poeti-leak..."
+
+
+# --- 8. the recorder keeps a bounded head of what it relays, and stops within 5 s ----------------------
+
+class Upstream:
+    """A hostile gateway: an aiohttp server on its own loop in a thread, answering every path
+    with `handler`. Stopped (its open answers cancelled) when the block ends."""
+
+    def __init__(self, handler):
+        self.handler, self.seen = handler, []
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        self.loop = asyncio.new_event_loop()
+
+        async def answer(request: web.Request) -> web.StreamResponse:
+            self.seen.append((dict(request.headers), dict(request.query)))
+            return await self.handler(request)
+
+        async def start() -> None:
+            app = web.Application()
+            app.router.add_route("*", "/{tail:.*}", answer)
+            self.runner = web.AppRunner(app, shutdown_timeout=0.1, handler_cancellation=True)
+            await self.runner.setup()
+            site = web.TCPSite(self.runner, "127.0.0.1", 0)
+            await site.start()
+            self.url = f"http://127.0.0.1:{self.runner.addresses[0][1]}"
+
+        self.loop.run_until_complete(start())
+        self._ready.set()
+        self.loop.run_forever()
+        self.loop.run_until_complete(self.runner.cleanup())
+        self.loop.close()
+
+    def __enter__(self) -> Upstream:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+
+
+async def endless_stream(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    chunk = {"choices": [{"index": 0, "delta": {"content": "more " * 200}}]}
+    frame = b"".join([b"data: " + json.dumps(chunk).encode() + b"\n\n"] * 16)  # ~17 KB a write
+    while True:
+        await response.write(frame)
+
+
+def recorder(upstream: Upstream, out):
+    return serve("--upstream", upstream.url, "--out", str(out), command="record")
+
+
+def stop_within_5_s(process) -> float:
+    code, took = process.stop(signal.SIGTERM)
+    assert code == 0, process.stderr
+    assert took < 5, f"{took:.1f} s"
+    assert "Traceback" not in process.stderr
+    return took
+
+
+def test_an_endless_stream_is_relayed_in_bounded_memory_and_sigterm_still_writes_the_file(tmp_path):
+    """An upstream that streamed for ever grew the recorder to 1 GiB RSS after 1 GiB relayed, and
+    it stayed there after the client hung up."""
+    out = tmp_path / "endless.yaml"
+    body = {"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "go on"}]}
+    with Upstream(endless_stream) as upstream, recorder(upstream, out) as process:
+        base = process.rss_kib()
+        relayed = 0
+        with httpx.Client(base_url=process.url, timeout=30) as http, http.stream("POST", "/v1/chat/completions", json=body) as r:
+            for piece in r.iter_raw():
+                relayed += len(piece)
+                if relayed > 100 * 1024 * 1024:
+                    break
+            during = process.rss_kib()
+        time.sleep(0.5)
+        after = process.rss_kib()
+        took = stop_within_5_s(process)
+    grown = [(during - base) / 1024, (after - base) / 1024]
+    print(f"\n{relayed / 2**20:.0f} MiB of an endless stream relayed: RSS grew {grown[0]:.1f} MiB (after the client left "
+          f"{grown[1]:.1f}); SIGTERM to exit {took:.2f} s")
+    assert max(grown) < 60  # the head (4 MiB of events) and the allocator's noise, not 200 MiB
+    [rule] = yaml.safe_load(out.read_text(encoding="utf-8"))["rules"]
+    assert rule["name"].endswith("(cut)") and rule["respond"]["content"].startswith("more more")
+    assert len(out.read_bytes()) < 8 * 1024 * 1024
+    assert subprocess.run([console_script(), "validate", str(out)], capture_output=True, timeout=60).returncode == 0
+
+
+@functools.cache
+def gzip_bomb() -> bytes:
+    """1 GiB of `{"a": "aaa...` gzip-compressed to about a megabyte."""
+    packer = zlib.compressobj(6, zlib.DEFLATED, 31)
+    block = b"a" * (1024 * 1024)
+    return packer.compress(b'{"a": "') + b"".join(packer.compress(block) for _ in range(1024)) + packer.flush()
+
+
+async def bomb(request: web.Request) -> web.Response:
+    await request.read()
+    return web.Response(body=gzip_bomb(), headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
+
+
+def test_a_gzip_bomb_is_decoded_only_as_far_as_the_recording_keeps(tmp_path):
+    """A gzip bomb (sent despite `Accept-Encoding: identity`) took the recorder to 1.1 GB, and
+    SIGTERM then failed to stop it for 60 s: the recording was lost."""
+    out = tmp_path / "bomb.yaml"
+    with Upstream(bomb) as upstream, recorder(upstream, out) as process:
+        base = process.rss_kib()
+        with httpx.Client(base_url=process.url, timeout=30) as http, http.stream("GET", "/v1/models") as r:
+            raw = b"".join(r.iter_raw())
+            assert r.headers["content-encoding"] == "gzip" and raw == gzip_bomb()  # passed on as it came
+        grown = (process.rss_kib() - base) / 1024
+        assert upstream.seen[0][0]["Accept-Encoding"] == "identity"
+        took = stop_within_5_s(process)
+    print(f"\na 1 GiB gzip bomb relayed: RSS grew {grown:.1f} MiB; SIGTERM to exit {took:.2f} s")
+    assert grown < 60
+    [rule] = yaml.safe_load(out.read_text(encoding="utf-8"))["rules"]
+    assert rule["name"] == "GET /v1/models (cut)" and rule["respond"]["body"] == '{"a": "' + "a" * (4 * 1024 * 1024 - 7)
+
+
+def chat_answered(handler):
+    """`handler` for every path but chat calls, which get a short answer: the recording has something to write."""
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        if request.path == "/v1/chat/completions":
+            await request.read()
+            return web.json_response({"choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
+                                                   "finish_reason": "stop"}]})
+        return await handler(request)
+
+    answer.__name__ = handler.__name__
+    return answer
+
+
+@chat_answered
+async def huge_answer(request: web.Request) -> web.Response:
+    return web.json_response({"object": "list", "data": [{"id": f"model-{i}", "pad": "p" * 500} for i in range(100_000)]})
+
+
+@chat_answered
+async def stalled(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await response.prepare(request)
+    await response.write(b'{"object": "list", "data": [')
+    await asyncio.sleep(3600)
+    return response
+
+
+@pytest.mark.parametrize("handler", [huge_answer, stalled], ids=["a 50 MiB answer", "an upstream that stalls"])
+def test_sigterm_stops_the_recorder_within_5_s_whatever_the_upstream_does(tmp_path, handler):
+    """A 50 MiB answer left the periodic flush unfinished after 20 s, and SIGTERM took 38 s."""
+    out = tmp_path / "recorded.yaml"
+    with Upstream(handler) as upstream, recorder(upstream, out) as process:
+        with httpx.Client(base_url=process.url, timeout=60) as http:
+            assert http.post("/v1/chat/completions", json=chat("first")).status_code == 200
+            pending = concurrent.futures.ThreadPoolExecutor(1)
+            answer = pending.submit(http.get, "/v1/models")
+            time.sleep(2.5)  # a flush or two while it relays (or waits)
+            took = stop_within_5_s(process)
+            with contextlib.suppress(httpx.HTTPError):
+                answer.result(10)
+            pending.shutdown()
+    print(f"\n{handler.__name__}: SIGTERM to exit {took:.2f} s")
+    names = [rule["name"] for rule in yaml.safe_load(out.read_text(encoding="utf-8"))["rules"]]
+    assert names == ["chat: first", "GET /v1/models (cut)"] if handler is huge_answer else ["chat: first"]
+
+
+async def echo_credentials(request: web.Request) -> web.Response:
+    await request.read()
+    quoted = " ".join(f"{k}={v}" for k, v in (*request.headers.items(), *request.query.items()))
+    return web.json_response({"object": "list", "data": [], "echo": quoted}, headers={"Retry-After": "1"})
+
+
+def test_the_recording_never_holds_a_credential_the_request_carried(tmp_path):
+    """A key sent in an `api-key` header or a `token=` query was written whole when the upstream quoted it."""
+    secrets = {"api-key": "azure-style-key-0123456789abcdef", "x-session-token": "session-0123456789abcdef",
+               "token": "query-token-0123456789", "sig": "not-a-credential-name"}
+    out = tmp_path / "creds.yaml"
+    with Upstream(echo_credentials) as upstream, recorder(upstream, out) as process:
+        with httpx.Client(base_url=process.url, timeout=30) as http:
+            http.get("/v1/models", params={"token": secrets["token"], "page": "2"},
+                     headers={"api-key": secrets["api-key"], "X-Session-Token": secrets["x-session-token"],
+                              "Authorization": "Basic dXNlcjpwYXNzd29yZC0wMTIzNDU2Nzg5"}).raise_for_status()
+        stop_within_5_s(process)
+    text = out.read_text(encoding="utf-8")
+    for name in ("api-key", "x-session-token", "token"):
+        assert secrets[name] not in text, name
+    assert "dXNlcjpwYXNzd29yZC0wMTIzNDU2Nzg5" not in text
+    assert "azure-style-k..." in text
