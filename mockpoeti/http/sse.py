@@ -22,6 +22,7 @@ from mockpoeti.base.jsonio import encode
 from mockpoeti.http.call import Call, Delivery
 
 DONE = b"data: [DONE]\n\n"
+YIELD_AFTER_BYTES = 64 * 1024  # a write this large gives the loop to other clients before the next
 HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
     "Cache-Control": "no-cache",
@@ -86,6 +87,8 @@ async def perform(call: Call, response: web.StreamResponse, steps: Iterable[Step
                 await response.write(step.data)
                 sent.bytes_sent += len(step.data)
                 sent.chunks_sent += step.content
+                if len(step.data) >= YIELD_AFTER_BYTES:  # a fast reader never makes a write wait: let others in
+                    await asyncio.sleep(0)
             elif step.op == "pause":
                 await asyncio.sleep(step.seconds or 0)
             elif step.op == "hold":

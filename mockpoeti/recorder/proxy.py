@@ -49,7 +49,7 @@ NOT_RETURNED = HOP_BY_HOP | {"content-length"}  # the body goes back as it came 
 SHUTDOWN_GRACE_S = 0.75
 WRITE_TIMEOUT_S = 3.0
 MAX_BODY_BYTES = 64 * 1024 * 1024  # what the recorder reads of a request; the upstream has its own limit
-MAX_ANSWER_BYTES = 4 * 1024 * 1024  # of one answer the recording keeps (decoded); the client gets all of it
+MAX_ANSWER_BYTES = 1024 * 1024  # of one answer the recording keeps (decoded; reading it takes ~15x); the client gets all
 MAX_CHECKED_BYTES = 1024 * 1024  # a file up to this is loaded again to check it validates (17 MB took 6 s)
 T = TypeVar("T")
 

@@ -51,7 +51,7 @@ class Exchange:
 
 
 MAX_RECORDING_BYTES = 16 * 1024 * 1024  # of requests and answers kept in all: the file is written in ~2 s at most
-PLAIN_YAML_BYTES = 1024 * 1024  # a recording up to this is written by PyYAML (lists indented); past it, by libyaml (70x faster)
+PLAIN_YAML_BYTES = 128 * 1024  # a recording up to this is written by PyYAML (lists indented; ~0.5 MB/s); past it, by libyaml
 
 
 @dataclass(slots=True)
@@ -581,16 +581,37 @@ def _stream_fault(error: Any, broken: bool, done: bool, finish: Any, pieces: int
 def chunking(texts: list[tuple[str, list[str]]]) -> str | int:
     """The `chunk` setting whose split of each text gives back the recorded
     pieces (token, word, char, or N characters); when none does, the N that
-    gives the same number of chunks (so the pacing lasts as long), or near it."""
+    gives the same number of chunks (so the pacing lasts as long), or near it
+    (the smallest such N). Found in time linear in the texts: a 4 MiB stream
+    tried every N from 1 to 4 million."""
+
+    def fits(chunk: str | int) -> bool:
+        for text, pieces in texts:
+            size = 1 if chunk == "char" else chunk
+            if isinstance(size, int) and math.ceil(len(text) / size) != len(pieces):
+                return False  # the count tells, before millions of pieces are cut
+            if split_text(text, chunk) != pieces:
+                return False
+        return True
+
     for chunk in (*CHUNKINGS, _first_size(texts)):
-        if chunk and all(split_text(text, chunk) == pieces for text, pieces in texts):
+        if chunk and fits(chunk):
             return chunk
     wanted = sum(len(p) for _, p in texts)
-    longest = max((len(t) for t, _ in texts), default=1) or 1
-    return min(
-        range(1, longest + 1),
-        key=lambda n: (abs(sum(math.ceil(len(t) / n) for t, _ in texts) - wanted), n),
-    )
+
+    def count(n: int) -> int:  # chunks of N characters: fewer (or as many) as N grows
+        return sum(math.ceil(len(t) / n) for t, _ in texts)
+
+    def first_at_most(target: int) -> int:
+        low, high = 1, max((len(t) for t, _ in texts), default=1) or 1
+        while low < high:
+            middle = (low + high) // 2
+            low, high = (low, middle) if count(middle) <= target else (middle + 1, high)
+        return low
+
+    above = first_at_most(wanted)  # the first N with at most `wanted` chunks; the N before it has more
+    below = first_at_most(count(above - 1)) if above > 1 else above  # the first N with that many
+    return min((below, above), key=lambda n: (abs(count(n) - wanted), n))
 
 
 def _first_size(texts: list[tuple[str, list[str]]]) -> int:
