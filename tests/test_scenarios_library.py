@@ -413,6 +413,26 @@ def test_an_answer_closed_before_its_body_is_an_api_connection_error(scenario):
     assert entry["delivery"]["completed"] is False
 
 
+def test_disconnect_on_a_plain_call_cuts_the_body_in_half():
+    scenario = {"name": "cut", "rules": [{"match": {"endpoint": "chat"}, "respond": {"fault": "disconnect"}}]}
+    with MockServer() as server, sdk(server) as client, http(server) as h:
+        server.use(scenario)
+        with pytest.raises(openai.APIConnectionError):
+            client.chat.completions.create(model="gpt-4o", messages=QUESTION)
+        with h.stream("POST", "/v1/chat/completions", json={"model": "gpt-4o", "messages": QUESTION}) as response:
+            announced = int(response.headers["content-length"])
+            received = b""
+            with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):  # closed early, or reset
+                for piece in response.iter_raw():
+                    received += piece
+        entry = last_chat_entry(server, 2)
+
+    assert response.status_code == 200
+    assert len(received) <= announced // 2  # a reset may drop what the client had not read yet
+    assert entry["fault"] == "disconnect"
+    assert entry["delivery"]["bytes_sent"] == announced // 2 and entry["delivery"]["completed"] is False
+
+
 def test_empty_response_sends_headers_then_closes():
     with MockServer(scenarios=["empty-response"]) as server, http(server) as h:
         with h.stream("POST", "/v1/chat/completions", json={"model": "gpt-4o", "messages": QUESTION}) as response:

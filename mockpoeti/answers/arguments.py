@@ -41,7 +41,7 @@ DATE = frozenset({"date", "day", "when", "deadline", "birthday", "birthdate"})
 QUERY = frozenset({"query", "q", "search", "question", "topic", "keyword", "keywords", "term", "terms", "prompt",
                    "text", "input", "message", "subject", "phrase", "request"})
 
-# Capitalised words that start sentences and questions rather than name something.
+# Capitalised words that start sentences, questions and requests rather than name something.
 _NOT_NAMES = frozenset({
     "a", "about", "after", "all", "also", "an", "and", "any", "are", "as", "at", "be", "before", "but", "by", "can",
     "could", "did", "do", "does", "for", "from", "get", "give", "has", "have", "he", "hello", "help", "her", "hey",
@@ -50,9 +50,12 @@ _NOT_NAMES = frozenset({
     "thank", "that", "the", "their", "then", "there", "these", "they", "this", "those", "to", "use", "was", "we",
     "what", "when", "where", "which", "who", "whom", "whose", "why", "will", "with", "would", "yes", "you", "your",
     "find", "search", "check", "list", "call", "run", "make", "create", "send", "book", "compare", "convert",
-    "translate", "lookup", "what's", "where's", "who's", "how's", "today", "tomorrow", "yesterday",
-    "tonight", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "january", "february",
-    "march", "april", "may", "june", "july", "august", "september", "october", "november", "december",
+    "translate", "lookup", "email", "message", "text", "remind", "schedule", "order", "buy", "ask", "write", "draft",
+    "open", "read", "play", "start", "stop", "add", "remove", "delete", "update", "cancel", "fetch", "plan",
+    "explain", "describe", "summarize", "summarise", "calculate", "count", "set", "what's", "where's", "who's",
+    "how's", "today", "tomorrow", "yesterday", "tonight", "monday", "tuesday", "wednesday", "thursday", "friday",
+    "saturday", "sunday", "january", "february", "march", "april", "may", "june", "july", "august", "september",
+    "october", "november", "december",
 })
 _MONTHS = (
     "jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?"
