@@ -27,9 +27,12 @@ Aggregates = dict[str, dict[str, dict[tuple[int, str | None], Sums]]]
 
 
 class State:
-    def __init__(self, catalog: Catalog, settings: Settings, scenarios: list[Scenario] | None = None):
+    def __init__(
+        self, catalog: Catalog, settings: Settings, scenarios: list[Scenario] | None = None, *, key_tag: str = ""
+    ):
         self.catalog = catalog
         self.settings = settings
+        self.key_tag = key_tag  # in every key this state creates: a session's keys are its own, whatever its seed
         self.initial_scenarios = list(scenarios or ())
         self.clock = Clock(settings.clock)
         self.text = TextGenerator(catalog.sentences)
@@ -104,7 +107,7 @@ class State:
                 "key_limit_exceeded",
                 f"This account has {limit} API keys (revoked ones included), the most it may have.",
             )
-        secret = "sk-poeti-" + "".join(self.rng.choice(KEY_ALPHABET) for _ in range(32))
+        secret = "sk-poeti-" + self.key_tag + "".join(self.rng.choice(KEY_ALPHABET) for _ in range(32))
         return self._add_key(account, name, secret, monthly_budget, rate_limit, True)
 
     def _add_key(self, account, name, secret, monthly_budget, rate_limit, is_active) -> ApiKey:
