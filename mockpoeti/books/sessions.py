@@ -96,7 +96,7 @@ class Sessions:
             max_traces=min(root.max_traces, SESSION_MAX_TRACES),
         )
         playbook = self.root.initial_scenarios if scenarios is None else scenarios
-        state = State(self.root.catalog, settings, playbook, key_tag=session_id + "-")
+        state = State(self.root.catalog, settings, playbook, key_tag=session_id + "-", key_name="session")
         session = self._live[session_id] = Session(session_id, state, key, time.time(), now)
         return session
 

@@ -28,11 +28,18 @@ Aggregates = dict[str, dict[str, dict[tuple[int, str | None], Sums]]]
 
 class State:
     def __init__(
-        self, catalog: Catalog, settings: Settings, scenarios: list[Scenario] | None = None, *, key_tag: str = ""
+        self,
+        catalog: Catalog,
+        settings: Settings,
+        scenarios: list[Scenario] | None = None,
+        *,
+        key_tag: str = "",
+        key_name: str = "--api-key",
     ):
         self.catalog = catalog
         self.settings = settings
         self.key_tag = key_tag  # in every key this state creates: a session's keys are its own, whatever its seed
+        self.key_name = key_name  # the name listings give the keys of `settings.api_keys`
         self.initial_scenarios = list(scenarios or ())
         self.clock = Clock(settings.clock)
         self.text = TextGenerator(catalog.sentences)
@@ -66,7 +73,7 @@ class State:
         if accounts:
             for secret in self.settings.api_keys:
                 if digest(secret) not in self.keys:
-                    self._add_key(accounts[0].id, "--api-key", secret, None, None, True)
+                    self._add_key(accounts[0].id, self.key_name, secret, None, None, True)
         if self.settings.history and self.catalog.history:
             from mockpoeti.books.history import generate_history
 
