@@ -42,12 +42,11 @@ class Session:
     api_key: str  # the key the session was made with: its own, unless the caller chose one
     created_at: float  # Unix seconds, the server's wall clock (the session's own clock may be set)
     used_at: float  # monotonic seconds: the idle expiry counts from here
+    prefix: str = ""  # what its paths start with: `/sessions/{id}`
     ended: bool = False
 
-    @property
-    def prefix(self) -> str:
-        """What its paths start with: `/sessions/{id}`."""
-        return SESSION_PATH + self.id
+    def __post_init__(self) -> None:
+        self.prefix = SESSION_PATH + self.id
 
 
 class Sessions:
