@@ -9,11 +9,14 @@ idle time; cheap to make and freed when they end.
 from __future__ import annotations
 
 import gc
+import inspect
+import os
 import re
 import subprocess
 import sys
 import time
 import weakref
+from pathlib import Path
 
 import httpx
 import openai
@@ -23,6 +26,8 @@ from mockpoeti import MockServer
 from mockpoeti.twin import ServerError
 
 pytest_plugins = ["pytester"]
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
 
 CHAT = "/v1/chat/completions"
 HELLO = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hello"}]}
@@ -528,3 +533,32 @@ def test_the_poeti_fixture_ends_the_sessions_a_test_made(pytester: pytest.Pytest
     result = pytester.runpytest_inprocess(*PYTEST_OPTIONS)
 
     result.assert_outcomes(passed=2)
+
+
+# --- the README's examples, run as written ---------------------------------------------------
+
+def test_two_tenants_at_once(poeti):
+    with poeti.session(seed=1) as alice, poeti.session(seed=2, scenarios=["rate-limited"]) as bob:
+        alice.stub("for alice")
+        ok = openai.OpenAI(base_url=alice.base_url, api_key=alice.key).chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+        assert ok.choices[0].message.content == "for alice"
+        assert bob.journal == [] and poeti.requests == []
+
+
+def test_the_readme_shows_the_python_example_it_runs():
+    assert f"```python\n{inspect.getsource(test_two_tenants_at_once)}```" in README
+
+
+def test_the_readmes_curl_example_runs_as_written(poeti):
+    block = README.split("The same in curl:\n\n```sh\n", 1)[1].split("```", 1)[0]
+
+    done = subprocess.run(["bash", "-c", "set -e\n" + block], env={**os.environ, "POETI": poeti.url},
+                          capture_output=True, text=True, timeout=60)
+
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert out.startswith('{"error":{"code":"rate_limit_exceeded"')  # the session's scenario answered
+    assert '{"id":1,"label":"stub#1"' in out and '"requests":[{"id":1,' in out and '"total_requests":1' in out
+    assert '"ended":true}' in out and out.endswith('{"ended":0}')
+    assert poeti.session_ids == frozenset() and poeti.requests == []  # the root saw none of it
