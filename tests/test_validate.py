@@ -31,7 +31,7 @@ FAULT_KINDS = (
 ERROR_CODES = (
     "budget_exceeded, content_policy_violation, context_length_exceeded, internal_error, invalid_api_key, "
     "invalid_request, key_limit_exceeded, method_not_allowed, model_not_found, not_found, payload_too_large, permission_denied, "
-    "rate_limit_exceeded, request_timeout, service_unavailable, upstream_error, upstream_timeout"
+    "rate_limit_exceeded, request_timeout, service_unavailable, session_limit_exceeded, upstream_error, upstream_timeout"
 )
 FAKER_PROVIDERS = (
     "name, first_name, last_name, user_name, email, phone_number, company, job, city, country, address, "

@@ -26,6 +26,8 @@ class Settings:
     keepalive_timeout_s: float = 75.0  # an idle keep-alive connection is closed after this
     body_timeout_s: float = 30.0  # a request body must be in by then (408 request_timeout)
     max_keys_per_account: int = 1_000
+    max_sessions: int = 100  # sessions (/sessions/{id}: isolated twins) alive at once; 0: none
+    session_ttl_s: float = 600.0  # a session unused this long ends
 
     @property
     def body_limits(self) -> tuple[int, float]:

@@ -27,9 +27,19 @@ Aggregates = dict[str, dict[str, dict[tuple[int, str | None], Sums]]]
 
 
 class State:
-    def __init__(self, catalog: Catalog, settings: Settings, scenarios: list[Scenario] | None = None):
+    def __init__(
+        self,
+        catalog: Catalog,
+        settings: Settings,
+        scenarios: list[Scenario] | None = None,
+        *,
+        key_tag: str = "",
+        key_name: str = "--api-key",
+    ):
         self.catalog = catalog
         self.settings = settings
+        self.key_tag = key_tag  # in every key this state creates: a session's keys are its own, whatever its seed
+        self.key_name = key_name  # the name listings give the keys of `settings.api_keys`
         self.initial_scenarios = list(scenarios or ())
         self.clock = Clock(settings.clock)
         self.text = TextGenerator(catalog.sentences)
@@ -63,7 +73,7 @@ class State:
         if accounts:
             for secret in self.settings.api_keys:
                 if digest(secret) not in self.keys:
-                    self._add_key(accounts[0].id, "--api-key", secret, None, None, True)
+                    self._add_key(accounts[0].id, self.key_name, secret, None, None, True)
         if self.settings.history and self.catalog.history:
             from mockpoeti.books.history import generate_history
 
@@ -104,7 +114,7 @@ class State:
                 "key_limit_exceeded",
                 f"This account has {limit} API keys (revoked ones included), the most it may have.",
             )
-        secret = "sk-poeti-" + "".join(self.rng.choice(KEY_ALPHABET) for _ in range(32))
+        secret = "sk-poeti-" + self.key_tag + "".join(self.rng.choice(KEY_ALPHABET) for _ in range(32))
         return self._add_key(account, name, secret, monthly_budget, rate_limit, True)
 
     def _add_key(self, account, name, secret, monthly_budget, rate_limit, is_active) -> ApiKey:

@@ -69,7 +69,9 @@ class Call:
         "key",
         "key_seen",
         "params",
+        "path",
         "playbook",
+        "prefix",
         "raw",
         "request",
         "respond",
@@ -83,14 +85,16 @@ class Call:
         "view",
     )
 
-    def __init__(self, request: web.BaseRequest, state: State, arrived: float) -> None:
+    def __init__(self, request: web.BaseRequest, state: State, arrived: float, path: str, prefix: str = "") -> None:
         self.request = request
-        self.state = state
+        self.state = state  # the server's, or the session's the path names
+        self.path = path  # the path as the state answers it: a session's without its prefix
+        self.prefix = prefix  # "" at the root; "/sessions/{id}" in a session
         self.trace_id = state.new_trace_id()
         self.arrived = arrived  # loop time: stream deadlines and retry waits count from it
         self.started = time.perf_counter()
         self.at = state.clock.now()  # the one reading of the server's clock: trace, journal and answer agree
-        self.is_admin = request.path.startswith("/__admin/")
+        self.is_admin = path.startswith("/__admin/")
         # the raw header names and values, run together: one C pass answers "all ASCII?" and "how big?"
         self.header_bytes = b"".join(chain.from_iterable(request.raw_headers))
         self.endpoint: str | None = None  # the route's name, which is also a scenario `endpoint`
@@ -126,10 +130,6 @@ class Call:
     @property
     def method(self) -> str:
         return self.request.method
-
-    @property
-    def path(self) -> str:
-        return self.request.path
 
     @property
     def query(self) -> Any:

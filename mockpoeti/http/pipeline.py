@@ -1,6 +1,8 @@
 """A request's path through mockpoeti, top to bottom, in one place.
 
-    arrive     a `Call` with its trace id and arrival time
+    arrive     a `Call` with its trace id and arrival time, against the server's state or
+               the session's its path names (`/sessions/{id}/...`, answered as the root
+               answers the rest of the path)
     route      which endpoint (a 404/405 waits: a scenario may answer any path)
     CORS       preflights answered
     auth       key -> account, revocation, rate limit and budget (`auth.py`)
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
@@ -27,11 +30,12 @@ from mockpoeti.base.errors import ApiError
 from mockpoeti.base.secrets import key_prefix
 from mockpoeti.books.journal import JournalEntry
 from mockpoeti.books.ledger import Trace, clip
+from mockpoeti.books.sessions import SESSION_PATH, Sessions
 from mockpoeti.books.state import State
 from mockpoeti.http import auth, cors, match
 from mockpoeti.http.call import Call
 from mockpoeti.http.router import Router
-from mockpoeti.http.wire import error_body, json_response
+from mockpoeti.http.wire import error_body, error_response, json_response
 
 log = logging.getLogger("mockpoeti")
 
@@ -42,12 +46,21 @@ MAX_SERVER_ERRORS = 100  # kept for the test that caused them; a bug that fires 
 class Pipeline:
     """The low-level server's one handler: every request goes through `__call__`."""
 
-    def __init__(self, state: State, router: Router) -> None:
+    def __init__(self, state: State, router: Router, sessions: Sessions) -> None:
         self.state = state
         self.router = router
+        self.sessions = sessions
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
-        call = Call(request, self.state, asyncio.get_running_loop().time())
+        arrived = asyncio.get_running_loop().time()
+        path, state, prefix = request.path, self.state, ""
+        if path.startswith(SESSION_PATH):  # the root's only cost of sessions
+            found = self.sessions.route(path)
+            if found is None:
+                return no_session(state)
+            session, path = found
+            state, prefix = session.state, session.prefix
+        call = Call(request, state, arrived, path, prefix)
         try:
             response = await self.answer(call)
         except ApiError as e:
@@ -75,9 +88,10 @@ class Pipeline:
             auth.authenticate(call)  # first: a known key's call is traced whatever else is wrong with it
         auth.check_headers(call)
         handler = route.handler if route is not None else _answer_with(missing)
-        if admin or not self.state.playbook.active:
+        playbook = call.state.playbook
+        if admin or not playbook.active:
             return await handler(call)
-        return await match.follow(call, self.state.playbook, handler)
+        return await match.follow(call, playbook, handler)
 
 
 def _answer_with(error: ApiError | None) -> Callable[[Call], Awaitable[web.StreamResponse]]:
@@ -85,6 +99,16 @@ def _answer_with(error: ApiError | None) -> Callable[[Call], Awaitable[web.Strea
         raise error or ApiError("not_found")
 
     return missing
+
+
+def no_session(root: State) -> web.StreamResponse:
+    """A path under /sessions/ that names no live session: 404, seen by nobody's books
+    (not the root's, whose ids and journal stay as if it never came)."""
+    error = ApiError("not_found", "No such session: it was ended, it expired unused, or it never existed.")
+    response = error_response(root.catalog, error)
+    response.headers["X-Trace-ID"] = response.headers["x-request-id"] = "trace-poeti-" + secrets.token_hex(8)
+    cors.allow_origin(response)
+    return response
 
 
 def refuse(call: Call, error: ApiError) -> web.StreamResponse:
@@ -155,7 +179,7 @@ def journal_entry(call: Call, status: int | None, response_headers: Mapping[str,
     return JournalEntry.bounded(
         raw=call.raw,
         authenticated=call.key is not None,
-        path=request.path,
+        path=call.path,
         query=request.query,
         query_string=request.query_string,
         headers=request.headers,
