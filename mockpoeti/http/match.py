@@ -49,6 +49,10 @@ async def follow(call: Call, playbook: Playbook, answer: Callable[[Call], Awaita
         response.set_status(respond.status)  # a scripted status on the endpoint's own answer
     if respond.fault is None or response.prepared or not isinstance(response, web.Response):
         return response
+    if respond.fault.of_the_model:  # the chat handler applied it to its completion, or said why not
+        if call.fault is None and call.fault_skipped is None:
+            call.fault_skipped = f"{respond.fault.kind} changes a chat completion, and this answer is none"
+        return response
     body = response.body
     steps = plan_body(body if isinstance(body, bytes) else b"", respond.fault)
     if steps is None:

@@ -167,6 +167,8 @@ def journal_entry(call: Call, status: int | None, response_headers: Mapping[str,
         note["rule"] = call.rule
         if call.rule is None and call.view is not None and playbook.rules:
             near_misses = playbook.near_misses(call.view)
+    if call.fault is not None:
+        note["fault"] = call.fault
     if call.fault_skipped:
         note["fault_skipped"] = call.fault_skipped
     if call.unknown_fields:
