@@ -26,7 +26,7 @@ pytest_plugins = ["pytester"]
 
 CHAT = "/v1/chat/completions"
 HELLO = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hello"}]}
-VOLATILE = {"latency_ms", "avg_latency_ms", "duration_ms", "monotonic_s", "Date"}  # measured, not computed
+VOLATILE = {"latency_ms", "avg_latency_ms", "duration_ms", "monotonic_s", "timeline", "Date"}  # measured, not computed
 
 
 def error_of(response: httpx.Response, status: int, code: str) -> str:
