@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from mockpoeti.base.errors import ApiError
-from mockpoeti.base.jsonio import encode
+from mockpoeti.base.jsonio import encode, parse_json
 from mockpoeti.books.feed import CLEARED
 from mockpoeti.books.journal import JournalEntry
 from mockpoeti.books.ledger import usd
@@ -151,7 +151,29 @@ async def get_request(call: Call) -> web.Response:
     if entry is None:
         raise ApiError("not_found", f"No request with id '{raw[:40]}' in the journal (it keeps the newest "
                                     f"{call.state.settings.max_journal}).")
-    return json_response({**described(entry), **entry.answer_json()})
+    shown = {**described(entry), **entry.answer_json()}
+    answer = shown["response_body"]
+    if isinstance(answer, str) and answer.startswith("data: "):
+        shown["response_text"] = streamed_text(answer)
+    return json_response(shown)
+
+
+def streamed_text(events: str) -> str:
+    """The text a stream's first choice spelled out, chunk by chunk (as kept: maybe cut short)."""
+    parts = []
+    for line in events.splitlines():
+        if not line.startswith("data: {"):
+            continue
+        try:
+            chunk = parse_json(line[6:].encode())
+        except ApiError:
+            continue  # a malformed chunk (a fault), or one cut where the journal stopped keeping
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta") if isinstance(choice, dict) and choice.get("index", 0) == 0 else None
+            text = delta.get("content") if isinstance(delta, dict) else None
+            if isinstance(text, str):
+                parts.append(text)
+    return "".join(parts)
 
 
 def find_entry(state: State, entry_id: int) -> JournalEntry | None:
