@@ -30,6 +30,7 @@ MEASURES = {
               "match_unanswered"],
     "memory": ["idle", "heavy", "growth_default", "growth_capped"],
     "profile": ["total", "loop", "aiohttp", "own"],
+    "metrics": ["count", "share", "cpu"],
 }
 
 

@@ -25,7 +25,7 @@ from playwright.sync_api import Error as PlaywrightError
 from mockpoeti import MockServer
 from mockpoeti.books.feed import LISTENER_BACKLOG, MAX_LISTENERS
 from mockpoeti.books.journal import JOURNAL_ANSWER_BYTES
-from mockpoeti.http.call import MAX_MARKS
+from mockpoeti.books.timeline import MAX_MARKS
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -314,6 +314,8 @@ def test_the_admin_token_guards_the_page_and_a_browser_gets_in_with_it(open_log)
         with openai.OpenAI(base_url=server.base_url, api_key=server.api_key, max_retries=0) as client:
             traced(client, model="gpt-4o", messages=HI)
         expect(log.rows).to_have_count(1, timeout=APPEAR_MS)
+        log.rows.first.click()  # the details' fetch carries the token too
+        expect(log.page.get_by_label("answer body")).to_contain_text("chat.completion", timeout=APPEAR_MS)
         for path in ("/__admin/ui", "/__admin/requests/stream", "/__admin/requests/1"):
             assert httpx.get(server.url + path, headers={"Authorization": f"Bearer {server.api_key}"}).status_code == 401
 

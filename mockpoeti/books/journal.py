@@ -17,6 +17,7 @@ from mockpoeti.base.errors import ApiError
 from mockpoeti.base.jsonio import parse_json
 from mockpoeti.base.secrets import as_text, mask_header, mask_param, redact
 from mockpoeti.books.ledger import clip
+from mockpoeti.books.timeline import Timeline
 
 JOURNAL_BODY_BYTES = 32 * 1024  # of a request body the journal keeps
 JOURNAL_ANSWER_BYTES = 32 * 1024  # of the answer's body (a stream's events as written)
@@ -45,6 +46,7 @@ class JournalEntry:
     monotonic_s: float  # the event loop's clock at arrival: waits between attempts are measured on it
     near_misses: list[dict] | None = None  # no rule answered: the closest, worked out when it was logged
     id: int = 0
+    timeline: Timeline | None = None  # a stream's (or a broken body's) writes, as the SSE writer marked them
     answer: bytes | None = None  # the answer's first bytes (None: no body went out)
     answer_size: int = 0  # the whole answer's length
 
@@ -120,6 +122,8 @@ class JournalEntry:
             entry["body_truncated"] = True
             entry["body_bytes"] = self.size
         entry.update(self.note)
+        if self.timeline is not None and "delivery" in entry:
+            entry["delivery"] = {**entry["delivery"], "timeline": self.timeline.to_json()}
         if self.near_misses is not None:
             entry["near_misses"] = self.near_misses
         return entry

@@ -14,11 +14,11 @@ from aiohttp import web
 from mockpoeti.base.errors import ApiError
 from mockpoeti.base.jsonio import parse_json
 from mockpoeti.books.journal import JOURNAL_ANSWER_BYTES
+from mockpoeti.books.timeline import Timeline
 from mockpoeti.http.cors import allow_origin
 from mockpoeti.http.wire import read_raw
 
 METRICS_PATH = "/metrics"
-MAX_MARKS = 1000  # writes a stream's timeline marks (a 1,000-chunk paced stream is marked whole)
 
 if TYPE_CHECKING:
     from mockpoeti.answers.chat_request import ChatRequest
@@ -30,14 +30,12 @@ if TYPE_CHECKING:
 
 
 class Delivery:
-    """What actually went out on the wire, as the SSE writer saw it: counts, and for the
-    request-log page's timeline a mark per write (when, when it was planned, how many
-    SSE events and content chunks it carried; at most `MAX_MARKS`), the moment a fault
-    struck, and the answer's first bytes for the journal."""
+    """What actually went out on the wire, as the SSE writer saw it: counts, the stream's
+    timeline (`books/timeline.py`), and the answer's first bytes for the journal."""
 
     __slots__ = (
-        "bytes_sent", "chunks_sent", "completed", "content_chunks", "done", "events_sent", "headers_ms", "headers_sent",
-        "interrupted", "kept", "kept_bytes", "marks", "marks_dropped", "sse", "struck_ms", "tail",
+        "bytes_sent", "chunks_sent", "completed", "content_chunks", "events_sent", "headers_sent", "interrupted", "kept",
+        "tail", "timeline",
     )
 
     def __init__(self, content_chunks: int = 0) -> None:
@@ -47,15 +45,9 @@ class Delivery:
         self.bytes_sent = 0
         self.completed = False
         self.interrupted = False
-        self.sse = False  # an event stream: its writes are counted in events
         self.events_sent = 0  # SSE events (each `data: ...` and a blank line), `data: [DONE]` included
-        self.done = False  # `data: [DONE]` went out
-        self.headers_ms: float | None = None  # after arrival, like every time below
-        self.struck_ms: float | None = None  # when the scripted fault struck
-        self.marks: list[tuple[float, float | None, int, int]] = []  # (sent ms, planned ms or None, events, content chunks)
-        self.marks_dropped = 0  # writes past MAX_MARKS: counted, not marked
-        self.kept: list[bytes] = []  # the answer's first bytes, for the journal
-        self.kept_bytes = 0
+        self.timeline = Timeline()
+        self.kept: list[bytes] = []  # the writes that hold the answer's first bytes, for the journal
         self.tail = b""  # the last two bytes written: a blank line may be split between writes
 
     def answer(self) -> bytes:
@@ -71,14 +63,6 @@ class Delivery:
             "completed": self.completed,
             "interrupted": self.interrupted,
             "events_sent": self.events_sent,
-            "timeline": {
-                "sse": self.sse,
-                "headers_ms": self.headers_ms,
-                "marks": self.marks,
-                "marks_dropped": self.marks_dropped,
-                "done": self.done,
-                "fault_ms": self.struck_ms,
-            },
         }
 
 

@@ -181,7 +181,7 @@ def count(call: Call, meters: Meters, status: int | None, elapsed_ms: float, tra
 def _answer(response: web.StreamResponse | None, delivery: Delivery | None) -> tuple[bytes | None, int]:
     """The answer's first bytes as the journal keeps them, and its whole length."""
     if delivery is not None and delivery.bytes_sent:
-        return delivery.answer(), delivery.kept_bytes
+        return delivery.answer(), delivery.bytes_sent
     if isinstance(response, web.Response):
         body = response.body
         if isinstance(body, bytes):
@@ -224,6 +224,7 @@ def journal_entry(call: Call, status: int | None, response_headers: Mapping[str,
         note=note,
         monotonic_s=call.arrived,
         near_misses=near_misses,
+        timeline=None if call.delivery is None else call.delivery.timeline,
     )
 
 

@@ -20,7 +20,7 @@ from mockpoeti.answers.faults import Step
 from mockpoeti.answers.script import Pacing
 from mockpoeti.base.jsonio import encode
 from mockpoeti.books.journal import JOURNAL_ANSWER_BYTES
-from mockpoeti.http.call import MAX_MARKS, Call, Delivery
+from mockpoeti.http.call import Call, Delivery
 
 DONE = b"data: [DONE]\n\n"
 HEADERS = {
@@ -80,8 +80,8 @@ async def perform(call: Call, response: web.StreamResponse, steps: Iterable[Step
                 await response.prepare(request)
                 call.stream = response
                 sent.headers_sent = True
-                sent.sse = response.content_type == "text/event-stream"
-                sent.headers_ms = (loop.time() - arrived) * 1000
+                sent.timeline.sse = response.content_type == "text/event-stream"
+                sent.timeline.headers_ms = (loop.time() - arrived) * 1000
             elif step.op == "write":
                 if step.at is not None:
                     delay = arrived + step.at - loop.time()
@@ -103,7 +103,7 @@ async def perform(call: Call, response: web.StreamResponse, steps: Iterable[Step
                 await response.write_eof()
                 sent.completed = True
             elif step.op == "strike":
-                sent.struck_ms = (loop.time() - arrived) * 1000
+                sent.timeline.fault_ms = (loop.time() - arrived) * 1000
     except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError):
         sent.interrupted = True
     except asyncio.CancelledError:
@@ -118,22 +118,18 @@ def note_write(sent: Delivery, data: bytes, content: int, at_ms: float, planned_
     """One write went out `at_ms` after arrival (planned for `planned_s` after it; None: at
     once): counted in SSE events, marked on the timeline, its bytes kept for the journal."""
     events = 0
-    if sent.sse:
+    timeline = sent.timeline
+    if timeline.sse:
         events = data.count(b"\n\n")
         if data[:1] == b"\n" and sent.tail[-1:] == b"\n" and sent.tail != b"\n\n":  # a blank line split in two writes
             events += 1
         sent.tail = data[-2:]
         sent.events_sent += events
         if data.endswith(DONE):
-            sent.done = True
-    marks = sent.marks
-    if len(marks) < MAX_MARKS:
-        marks.append((at_ms, None if planned_s is None else planned_s * 1000, events, content))
-    else:
-        sent.marks_dropped += 1
-    if sent.kept_bytes < JOURNAL_ANSWER_BYTES:
+            timeline.done = True
+    timeline.mark(at_ms, None if planned_s is None else planned_s * 1000, events, content)
+    if sent.bytes_sent - len(data) < JOURNAL_ANSWER_BYTES:  # what was written before this one
         sent.kept.append(data)
-    sent.kept_bytes += len(data)
 
 
 def _abort(request: web.BaseRequest) -> None:
