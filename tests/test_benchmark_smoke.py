@@ -31,6 +31,7 @@ MEASURES = {
     "memory": ["idle", "heavy", "growth_default", "growth_capped"],
     "sessions": ["create", "create_python", "create_http", "idle_bytes", "idle_rss", "cost", "rps"],
     "profile": ["total", "loop", "aiohttp", "own"],
+    "metrics": ["count", "share", "cpu"],
 }
 
 

@@ -31,7 +31,7 @@ README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encodi
 
 CHAT = "/v1/chat/completions"
 HELLO = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hello"}]}
-VOLATILE = {"latency_ms", "avg_latency_ms", "duration_ms", "monotonic_s", "Date"}  # measured, not computed
+VOLATILE = {"latency_ms", "avg_latency_ms", "duration_ms", "monotonic_s", "timeline", "Date"}  # measured, not computed
 
 
 def error_of(response: httpx.Response, status: int, code: str) -> str:

@@ -158,6 +158,7 @@ class Sessions:
     def _end(self, session: Session) -> None:
         session.ended = True
         del self._live[session.id]
+        session.state.close_listeners()  # a page open on it stops waiting for what will never come
 
     def _full(self, now: float) -> ApiError:
         oldest = next(iter(self._live.values()), None)

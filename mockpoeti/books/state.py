@@ -17,8 +17,10 @@ from mockpoeti.base.catalog import Catalog
 from mockpoeti.base.clock import Clock, day_of
 from mockpoeti.base.errors import ApiError
 from mockpoeti.base.settings import Settings
+from mockpoeti.books.feed import CLEARED, MAX_LISTENERS, Listener
 from mockpoeti.books.journal import JournalEntry
 from mockpoeti.books.ledger import KEY_ALPHABET, ApiKey, Sums, Trace, digest
+from mockpoeti.books.meters import Meters
 from mockpoeti.scripting.matching import Playbook
 from mockpoeti.scripting.scenario import Scenario
 
@@ -43,6 +45,7 @@ class State:
         self.initial_scenarios = list(scenarios or ())
         self.clock = Clock(settings.clock)
         self.text = TextGenerator(catalog.sentences)
+        self.listeners: set[Listener] = set()  # live feeds of the journal (the request-log page); a reset keeps them
         self.reset()
 
     def reset(self, seed: int | None = None, scenarios: list[Scenario] | None = None, clock: float | None = None) -> None:
@@ -63,6 +66,7 @@ class State:
         self.aggregates: Aggregates = {}
         self.journal: deque[JournalEntry] = deque(maxlen=self.settings.max_journal)
         self.journal_count = 0
+        self.meters = Meters()  # what GET /metrics reports, counted as requests finish
         self.server_errors: list[str] = []
         self._next_key_id = 1
         self.playbook = Playbook(self.initial_scenarios if scenarios is None else scenarios, self.seed)
@@ -80,6 +84,8 @@ class State:
             keys, routing = list(self.keys.values()), self.settings.routing_strategy
             for trace in generate_history(self.catalog, keys, self.clock.now(), routing):
                 self.record(trace)
+        if self.listeners:
+            self._tell(CLEARED)
 
     def activate(self, scenarios: list[Scenario]) -> None:
         """Switch the active scenarios; their counters start over. Stubs stay."""
@@ -164,6 +170,15 @@ class State:
             cell = cells[trace.key_id, model] = Sums()
         cell.add(trace)
 
+    def totals(self) -> Sums:
+        """The books' sums over every account and day (seeded history included)."""
+        total = Sums()
+        for days in self.aggregates.values():
+            for cells in days.values():
+                for sums in cells.values():
+                    total.add(sums)
+        return total
+
     def find_trace(self, account: str, trace_id: str) -> Trace | None:
         trace = self.traces_by_id.get(trace_id)
         return trace if trace is not None and trace.account == account else None
@@ -195,6 +210,41 @@ class State:
         self.journal_count += 1
         entry.id = self.journal_count
         self.journal.append(entry)
+        if self.listeners:  # the hot path's only cost of the live page, when none is open
+            self._tell(entry)
+
+    def clear_journal(self) -> None:
+        self.journal.clear()
+        if self.listeners:
+            self._tell(CLEARED)
 
     def journal_entries(self) -> list[dict]:
         return [entry.to_json() for entry in self.journal]
+
+    # --- live feeds of the journal -------------------------------------------------
+
+    def listen(self) -> Listener:
+        """A new live feed of the journal; `service_unavailable` when `MAX_LISTENERS` are open."""
+        if len(self.listeners) >= MAX_LISTENERS:
+            raise ApiError(
+                "service_unavailable",
+                f"{MAX_LISTENERS} live feeds of this journal are open, the most it serves at once; close a page.",
+                headers={"Retry-After": "5"},
+            )
+        listener = Listener()
+        self.listeners.add(listener)
+        return listener
+
+    def unlisten(self, listener: Listener) -> None:
+        self.listeners.discard(listener)
+
+    def close_listeners(self) -> None:
+        """End every live feed (the server is stopping, or this session ended)."""
+        for listener in self.listeners:
+            listener.close()
+        self.listeners.clear()
+
+    def _tell(self, item: object) -> None:
+        for listener in tuple(self.listeners):
+            if not listener.push(item):
+                self.listeners.discard(listener)

@@ -36,11 +36,20 @@ def make_runner(settings: Settings) -> tuple[State, Sessions, web.ServerRunner]:
         header_timeout=settings.header_timeout_s,
         max_body_bytes=settings.max_body_bytes,
         keepalive_timeout=settings.keepalive_timeout_s,
+        on_shutdown=lambda: close_feeds(state, sessions),
         access_log=None,  # the journal is the log; a line per request costs throughput
         max_field_size=MAX_HEADER_BYTES,  # so a huge header reaches us and gets a formatted error
         max_line_size=MAX_HEADER_BYTES,
     )
     return state, sessions, web.ServerRunner(server, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+
+
+def close_feeds(state: State, sessions: Sessions) -> None:
+    """The server is stopping: every open request-log page's feed ends now, not after the
+    shutdown timeout (a feed never ends by itself)."""
+    state.close_listeners()
+    for session in sessions:
+        session.state.close_listeners()
 
 
 def _scenarios(settings: Settings, catalog: Catalog) -> list[Scenario]:

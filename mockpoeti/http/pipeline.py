@@ -30,10 +30,11 @@ from mockpoeti.base.errors import ApiError
 from mockpoeti.base.secrets import key_prefix
 from mockpoeti.books.journal import JournalEntry
 from mockpoeti.books.ledger import Trace, clip
+from mockpoeti.books.meters import Meters
 from mockpoeti.books.sessions import SESSION_PATH, Sessions
 from mockpoeti.books.state import State
 from mockpoeti.http import auth, cors, match
-from mockpoeti.http.call import Call
+from mockpoeti.http.call import Call, Delivery
 from mockpoeti.http.router import Router
 from mockpoeti.http.wire import error_body, error_response, json_response
 
@@ -152,11 +153,40 @@ def finish(call: Call, response: web.StreamResponse | None) -> None:
     status = response.status if response is not None and (delivery is None or delivery.headers_sent) else None
     elapsed_ms = (time.perf_counter() - call.started) * 1000
     state = call.state
+    trace = None
     if call.endpoint == CHAT and call.key_seen is not None:
-        state.record(trace_of(call, status, round(elapsed_ms)))
+        trace = trace_of(call, status, round(elapsed_ms))
+        state.record(trace)
     if not call.is_admin:
+        count(call, state.meters, status, elapsed_ms, trace)
         headers = response.headers if response is not None and status is not None else {}
-        state.log_request(journal_entry(call, status, headers, round(elapsed_ms, 3)))
+        entry = journal_entry(call, status, headers, round(elapsed_ms, 3))
+        entry.keep_answer(*_answer(response, delivery))
+        state.log_request(entry)
+
+
+def count(call: Call, meters: Meters, status: int | None, elapsed_ms: float, trace: Trace | None) -> None:
+    """What GET /metrics reports, from the same figures as the trace and the journal."""
+    meters.request(call.endpoint, status, elapsed_ms / 1000)
+    if trace is not None:
+        model = trace.model if trace.model is not None and trace.model in call.state.catalog.models else ""  # as usage counts
+        meters.chat(model, trace.prompt_tokens, trace.completion_tokens, trace.cost_nanos)
+    if call.fault is not None:
+        meters.fault(call.fault)
+    delivery = call.delivery
+    if delivery is not None and delivery.events_sent:
+        meters.stream_chunks += delivery.events_sent
+
+
+def _answer(response: web.StreamResponse | None, delivery: Delivery | None) -> tuple[bytes | None, int]:
+    """The answer's first bytes as the journal keeps them, and its whole length."""
+    if delivery is not None and delivery.bytes_sent:
+        return delivery.answer(), delivery.bytes_sent
+    if isinstance(response, web.Response):
+        body = response.body
+        if isinstance(body, bytes):
+            return body, len(body)
+    return None, 0
 
 
 def journal_entry(call: Call, status: int | None, response_headers: Mapping[str, str], duration_ms: float) -> JournalEntry:
@@ -194,6 +224,7 @@ def journal_entry(call: Call, status: int | None, response_headers: Mapping[str,
         note=note,
         monotonic_s=call.arrived,
         near_misses=near_misses,
+        timeline=None if call.delivery is None else call.delivery.timeline,
     )
 
 

@@ -53,8 +53,7 @@ async def list_requests(call: Call) -> web.Response:
 
 
 async def clear_requests(call: Call) -> web.Response:
-    state = call.state
-    state.journal.clear()
+    call.state.clear_journal()
     return json_response({"cleared": True})
 
 
