@@ -58,6 +58,14 @@ def main(argv: list[str] | None = None) -> int:
         "--keepalive-timeout", type=_seconds, default=75.0, metavar="SECONDS",
         help="close an idle keep-alive connection after this (default: 75)",
     )
+    serve.add_argument(
+        "--max-sessions", type=_session_count, default=100, metavar="N",
+        help="sessions (POST /__admin/sessions) alive at once; 0: none (default: 100, at most 100000)",
+    )
+    serve.add_argument(
+        "--session-ttl", type=_seconds, default=600.0, metavar="SECONDS",
+        help="end a session unused this long (default: 600)",
+    )
 
     validate = commands.add_parser("validate", help="check scenario files; one FILE:LINE: message per problem")
     validate.add_argument("targets", nargs="+", metavar="FILE_OR_DIR")
@@ -97,6 +105,18 @@ def _key_count(text: str) -> int:
     value = _count(text)
     if value > MAX_KEYS_PER_ACCOUNT:
         raise argparse.ArgumentTypeError(f"{value} is out of range; expected 1 to {MAX_KEYS_PER_ACCOUNT}")
+    return value
+
+
+def _session_count(text: str) -> int:
+    from mockpoeti.books.sessions import MAX_SESSIONS
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value <= MAX_SESSIONS:
+        raise argparse.ArgumentTypeError(f"{value} is out of range; expected 0 to {MAX_SESSIONS}")
     return value
 
 
@@ -197,6 +217,8 @@ def _serve(args: argparse.Namespace) -> int:
             header_timeout_s=args.header_timeout,
             keepalive_timeout_s=args.keepalive_timeout,
             body_timeout_s=args.body_timeout,
+            max_sessions=args.max_sessions,
+            session_ttl_s=args.session_ttl,
         )
     except ValueError as e:
         print(f"mockpoeti: --clock: {e}", file=sys.stderr)

@@ -88,12 +88,15 @@ def poeti_server(poeti_seed: int | None, poeti_fixtures_dir: str | None, poeti_s
 
 @pytest.fixture
 def poeti(request: pytest.FixtureRequest, poeti_server, poeti_seed, poeti_clock, poeti_scenario_dirs, poeti_strict):
-    """A running mockpoeti with fresh state: keys, traces, usage, journal, clock, RNG, no stubs."""
+    """A running mockpoeti with fresh state: keys, traces, usage, journal, clock, RNG, no stubs.
+    Sessions the test makes (`poeti.session()`, or over HTTP) end with it."""
     names = [name for marker in request.node.iter_markers("poeti_scenario") for name in marker.args]
     scenarios = [_locate(n, poeti_scenario_dirs) for n in names]
     poeti_server.reset(seed=poeti_seed, scenarios=scenarios, clock=poeti_clock)
     poeti_server.strict = poeti_strict or request.node.get_closest_marker("poeti_strict") is not None
+    before = poeti_server.session_ids
     yield poeti_server
+    poeti_server.end_sessions(keep=before)
 
 
 def _locate(name: str, folders: list[Path]) -> str:

@@ -473,3 +473,31 @@ def test_a_larger_body_match_goes_before_a_smaller_one_it_contains():
     rules = scenario_document(exchanges, [], "https://api.example", "2025-01-01T00:00:00Z", "t", {})["rules"]
     assert [r["match"].get("body") for r in rules] == [{"name": "ci", "rate_limit": 5}, {"name": "ci"}, None]
     assert [r["respond"]["body"]["data"]["id"] for r in rules[:2]] == [2, 1]
+
+
+def test_a_refusal_is_recorded_as_the_refusal_fault_and_replays_plain_and_streamed():
+    from mockpoeti import MockServer
+
+    words = "I won't write that, sorry."
+    request = {"model": MODEL, "messages": [{"role": "user", "content": "Write something nasty"}]}
+    with MockServer() as gateway, httpx.Client(base_url=gateway.url, headers={"Authorization": f"Bearer {gateway.api_key}"}) as h:
+        gateway.stub({"fault": {"kind": "refusal", "message": words}, "stream": {"chunk": "word"}})
+        plain = h.post("/v1/chat/completions", json=request).json()
+        streamed = h.post("/v1/chat/completions", json={**request, "stream": True}).text
+    events = tuple((0.01 * i, e.removeprefix("data: ")) for i, e in enumerate(streamed.split("\n\n")) if e)
+    exchanges = [
+        Exchange("POST", "/v1/chat/completions", "", request, 200, {}, body=plain),
+        Exchange("POST", "/v1/chat/completions", "", {**request, "stream": True}, 200, {}, events=events),
+    ]
+    document = scenario_document(exchanges, [], "https://api.example", "2025-01-01T00:00:00Z", "t", {})
+
+    assert [r["respond"]["fault"] for r in document["rules"]] == [{"kind": "refusal", "message": words}] * 2
+    assert document["rules"][1]["respond"]["stream"]["chunk"] == "word"
+    with MockServer() as replay:
+        replay.use(document)
+        client = sdk(replay.url, replay.api_key)
+        again = client.chat.completions.create(**request).choices[0].message
+        pieces = [c.choices[0].delta.refusal for c in client.chat.completions.create(**request, stream=True)
+                  if c.choices and c.choices[0].delta.refusal]
+    assert (again.content, again.refusal) == (None, words)
+    assert "".join(pieces) == words and len(pieces) == len(words.split())

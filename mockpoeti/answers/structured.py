@@ -55,7 +55,6 @@ _ANNOTATIONS = frozenset({
 })
 _OBJECT_KEYS = ("properties", "required", "additionalProperties", "minProperties", "maxProperties", "patternProperties")
 _ARRAY_KEYS = ("items", "prefixItems", "minItems", "maxItems", "uniqueItems")
-_STRING_KEYS = ("minLength", "maxLength", "pattern", "format")
 _NUMBER_KEYS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf")
 
 # Which pool of realistic strings a field gets, by a word in its name, when no constraint says more.

@@ -26,6 +26,8 @@ class Settings:
     keepalive_timeout_s: float = 75.0  # an idle keep-alive connection is closed after this
     body_timeout_s: float = 30.0  # a request body must be in by then (408 request_timeout)
     max_keys_per_account: int = 1_000
+    max_sessions: int = 100  # sessions (/sessions/{id}: isolated twins) alive at once; 0: none
+    session_ttl_s: float = 600.0  # a session unused this long ends
 
     @property
     def body_limits(self) -> tuple[int, float]:
@@ -33,17 +35,19 @@ class Settings:
         return self.max_body_bytes, self.body_timeout_s
 
 
-LATEST = datetime(9999, 1, 1, tzinfo=UTC).timestamp()  # so "now + a century" is still a date
+# The last year a clock may be set to is 9899: a century short of datetime's 9999, so that
+# "now + a century" (a key's expiry, a budget month far ahead) is still a date.
+LATEST = datetime(9999, 1, 1, tzinfo=UTC).timestamp()
 
 
 def parse_time(value: str | float | int | datetime) -> float:
     """A clock setting: Unix seconds, a datetime, or ISO 8601 (`2026-04-09T14:23:18Z`, `2026-04-09`).
 
-    Raises ValueError for anything that is not a moment between 1970 and 9999.
+    Raises ValueError for anything that is not a moment between 1970 and 9899.
     """
     try:
         seconds = _seconds(value)
-    except OverflowError:  # an integer beyond float range, a year past 9999
+    except OverflowError:  # an integer beyond float range, a year past datetime's 9999
         raise ValueError(f"{str(value)[:40]!r} is not a time between 1970 and 9899") from None
     if not 0 <= seconds < LATEST - 100 * 366 * 86400:  # NaN fails this too
         raise ValueError(f"{value!r} is not a time between 1970 and 9899")

@@ -15,10 +15,12 @@ from typing import Any
 from mockpoeti.base.clock import iso
 from mockpoeti.base.errors import ApiError
 from mockpoeti.base.jsonio import encode, parse_json
-from mockpoeti.base.secrets import as_text, mask_data, mask_header, mask_keys, mask_param
+from mockpoeti.base.secrets import as_text, mask_data, mask_header, mask_keys, mask_param, redact
 from mockpoeti.books.ledger import clip
+from mockpoeti.books.timeline import Timeline
 
 JOURNAL_BODY_BYTES = 32 * 1024  # of a request body the journal keeps
+JOURNAL_ANSWER_BYTES = 32 * 1024  # of the answer's body (a stream's events as written)
 JOURNAL_BODY_BYTES_UNAUTHENTICATED = 1024  # ... of a request no key admitted
 JOURNAL_HEADER_BYTES = 8 * 1024  # of its headers, names and values together
 JOURNAL_URL_CHARS = 2048  # of its path, and of its query string
@@ -46,6 +48,33 @@ class JournalEntry:
     monotonic_s: float  # the event loop's clock at arrival: waits between attempts are measured on it
     near_misses: list[dict] | None = None  # no rule answered: the closest, worked out when it was logged
     id: int = 0
+    timeline: Timeline | None = None  # a stream's (or a broken body's) writes, as the SSE writer marked them
+    answer: bytes | None = None  # the answer's first bytes (None: no body went out)
+    answer_size: int = 0  # the whole answer's length
+
+    def keep_answer(self, answer: bytes | None, size: int) -> None:
+        self.answer = answer if answer is None or len(answer) <= JOURNAL_ANSWER_BYTES else answer[:JOURNAL_ANSWER_BYTES]
+        self.answer_size = size
+
+    def answer_json(self) -> dict:
+        """The answer's body as the request-log page shows it: JSON when all of it was kept
+        and it is JSON, else its text cut short; keys masked to their prefix either way."""
+        answer = self.answer
+        if answer is None:
+            return {"response_body": None}
+        shown: Any = None
+        if len(answer) == self.answer_size:
+            try:
+                shown = parse_json(answer)
+            except ApiError:
+                shown = None
+        if shown is None:
+            shown = answer.decode("utf-8", "replace")
+        out = {"response_body": redact(shown)}
+        if len(answer) < self.answer_size:
+            out["response_body_truncated"] = True
+            out["response_body_bytes"] = self.answer_size
+        return out
 
     @classmethod
     def bounded(
@@ -97,6 +126,8 @@ class JournalEntry:
         entry.update(self.note)
         if "unknown_fields" in entry:  # the request's own field names
             entry["unknown_fields"] = mask_data(entry["unknown_fields"])
+        if self.timeline is not None and "delivery" in entry:
+            entry["delivery"] = {**entry["delivery"], "timeline": self.timeline.to_json()}
         if self.near_misses is not None:  # they quote the request: its model, message, headers
             entry["near_misses"] = mask_data(self.near_misses)
         return entry

@@ -1,13 +1,20 @@
 """The connection edge: aiohttp's low-level server, with the limits mockpoeti sets
-on every connection, and the one place it goes past aiohttp's documented surface.
+on every connection. This module holds every place mockpoeti goes past aiohttp's
+and asyncio's documented surface, and only these three:
 
-That place is `Connection.handle_error`. What aiohttp's HTTP parser refuses (a NUL
+- `Connection` subclasses aiohttp's `RequestHandler` (the protocol of one
+  connection), for a deadline on the first request's headers and for
+- `Connection.handle_error`. What aiohttp's HTTP parser refuses (a NUL
 in a header, a line over the limit, two Content-Lengths) never reaches a handler:
 aiohttp answers it itself, as text, quoting the refused bytes (which may hold a
 key) in the answer and the log. aiohttp has no hook for that answer
 (aio-libs/aiohttp#3287, #6463), so `Connection` overrides the method aiohttp
 calls, to answer in the one error format with an X-Trace-ID.
-`tests/test_edge.py` pins the behaviour, so an aiohttp upgrade that changes it fails there.
+- `limit_accept_errors` recognises asyncio's accept retries by the name of
+  CPython's private `_start_serving` in the handle it reports.
+
+`tests/test_edge.py` and `tests/test_limits.py` pin these, so an upgrade of
+aiohttp or CPython that changes them fails there.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -122,11 +130,19 @@ def limit_accept_errors(loop: asyncio.AbstractEventLoop) -> None:
 class Server(web.Server):
     """aiohttp's low-level server, making `Connection`s; requests carry the body limit."""
 
-    def __init__(self, handler: Any, *, state: State, header_timeout: float, max_body_bytes: int, **kwargs: Any) -> None:
+    def __init__(
+        self, handler: Any, *, state: State, header_timeout: float, max_body_bytes: int,
+        on_shutdown: Callable[[], None] = lambda: None, **kwargs: Any,
+    ) -> None:
         super().__init__(handler, request_factory=self._request, handler_cancellation=True, **kwargs)
         self.loop = asyncio.get_running_loop()
         self.connection_options = {"state": state, "header_timeout": header_timeout, **kwargs}
         self.max_body_bytes = max_body_bytes
+        self.on_shutdown = on_shutdown  # before connections are waited for: live feeds end at once
+
+    async def shutdown(self, timeout: float | None = None) -> None:
+        self.on_shutdown()
+        await super().shutdown(timeout)
 
     def __call__(self) -> Connection:
         return Connection(self, loop=self.loop, **self.connection_options)

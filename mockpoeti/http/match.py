@@ -54,6 +54,10 @@ async def follow(call: Call, playbook: Playbook, answer: Callable[[Call], Awaita
         response.set_status(respond.status)  # a scripted status on the endpoint's own answer
     if respond.fault is None or response.prepared or not isinstance(response, web.Response):
         return response
+    if respond.fault.of_the_model:  # the chat handler applied it to its completion, or said why not
+        if call.fault is None and call.fault_skipped is None:
+            call.fault_skipped = f"{respond.fault.kind} changes a chat completion, and this answer is none"
+        return response
     body = response.body
     steps = plan_body(body if isinstance(body, bytes) else b"", respond.fault)
     if steps is None:
@@ -73,24 +77,27 @@ async def request_view(call: Call, playbook: Playbook) -> RequestView:
     return view
 
 
-def scripted_error(respond: Respond, catalog: Catalog) -> ApiError:
-    assert respond.error is not None
+def scripted_headers(respond: Respond, status: int | None) -> dict[str, str]:
+    """The rule's headers, with a Retry-After on a 429 or 503 that sets none."""
     headers = dict(respond.headers)
-    known = catalog.errors.get(respond.error)
-    status = respond.status or (known.status if known else None)
     if status in DEFAULT_RETRY_AFTER:
         headers.setdefault("Retry-After", DEFAULT_RETRY_AFTER[status])
-    return ApiError(respond.error, respond.message, headers=headers, status=respond.status)
+    return headers
+
+
+def scripted_error(respond: Respond, catalog: Catalog) -> ApiError:
+    assert respond.error is not None
+    known = catalog.errors.get(respond.error)
+    status = respond.status or (known.status if known else None)
+    return ApiError(respond.error, respond.message, headers=scripted_headers(respond, status), status=respond.status)
 
 
 def scripted_response(catalog: Catalog, respond: Respond) -> web.Response:
     """An answer that replaces the endpoint's own: an error, or a raw status/body."""
     if respond.error is not None:
         return error_response(catalog, scripted_error(respond, catalog))
-    headers = dict(respond.headers)
     status = respond.status or 200
-    if status in DEFAULT_RETRY_AFTER:
-        headers.setdefault("Retry-After", DEFAULT_RETRY_AFTER[status])
+    headers = scripted_headers(respond, status)
     if isinstance(respond.body, str):
         kind = "application/json" if respond.body.lstrip()[:1] in ("{", "[") else "text/plain"
         return web.Response(text=respond.body, status=status, headers=headers, content_type=kind)

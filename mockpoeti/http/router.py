@@ -3,7 +3,7 @@ for paths with `{name}` segments. Route names double as scenario `endpoint`s.
 
 aiohttp's Application router would do this too, but it comes with the layers
 (match info objects, middleware chain, signals) that every request pays for;
-mockpoeti needs a dozen routes and one pipeline (see `pipeline.py`).
+mockpoeti needs a few dozen routes and one pipeline (see `pipeline.py`).
 """
 
 from __future__ import annotations

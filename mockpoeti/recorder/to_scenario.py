@@ -451,16 +451,20 @@ def _plain_answer(exchange: Exchange) -> Answer | None:
         if not isinstance(function, dict) or not all(isinstance(function.get(k), str) for k in ("name", "arguments")):
             return None
         calls.append((call.get("id"), function["name"], function["arguments"]))
-    respond = _respond(message.get("content"), calls, choices[0].get("finish_reason"), body.get("usage"))
+    finish, usage = choices[0].get("finish_reason"), body.get("usage")
+    respond = _respond(message.get("content"), calls, finish, usage, message.get("refusal"))
     if respond is None:
         return None
     return Answer(respond, Timing(latency_ms=exchange.elapsed * 1000))
 
 
-def _respond(content: Any, calls: list[tuple[Any, str, str]], finish: Any, usage: Any) -> dict | None:
-    """The fields in reading order; None when something cannot be said exactly."""
+def _respond(content: Any, calls: list[tuple[Any, str, str]], finish: Any, usage: Any, refusal: Any = None) -> dict | None:
+    """The fields in reading order; None when something cannot be said exactly.
+    A refusal (`message.refusal`) replays as the `refusal` fault with its words."""
     out: dict[str, Any] = {}
-    if content is not None:
+    if refusal is not None and (not isinstance(refusal, str) or content or calls):
+        return None
+    if content is not None and refusal is None:
         if not isinstance(content, str) or "{{" in content or "}}" in content:  # a template would be filled in
             return None
         out["content"] = content
@@ -477,6 +481,8 @@ def _respond(content: Any, calls: list[tuple[Any, str, str]], finish: Any, usage
         tokens = {k: usage[k] for k in ("prompt_tokens", "completion_tokens") if isinstance(usage.get(k), int)}
         if tokens:
             out["usage"] = tokens
+    if refusal is not None:
+        out["fault"] = {"kind": "refusal", "message": refusal}
     return out
 
 
@@ -491,6 +497,7 @@ def _arguments(text: str) -> Any:
 
 def _stream_answer(exchange: Exchange, errors: Mapping[str, Any]) -> Answer | None:
     content_pieces: list[str] = []
+    refusal_pieces: list[str] = []
     call_pieces: dict[int, list[str]] = {}
     calls: dict[int, dict] = {}
     content_times: list[float] = []
@@ -521,6 +528,9 @@ def _stream_answer(exchange: Exchange, errors: Mapping[str, Any]) -> Answer | No
             if isinstance(delta.get("content"), str) and delta["content"]:
                 content_pieces.append(delta["content"])
                 content_times.append(at)
+            if isinstance(delta.get("refusal"), str) and delta["refusal"]:
+                refusal_pieces.append(delta["refusal"])
+                content_times.append(at)
             for call in delta.get("tool_calls") or ():
                 function = call.get("function") if isinstance(call, dict) else None
                 if not isinstance(function, dict) or not isinstance(call.get("index", 0), int):
@@ -538,19 +548,21 @@ def _stream_answer(exchange: Exchange, errors: Mapping[str, Any]) -> Answer | No
                 finish = choice["finish_reason"]
     ordered = [calls[k] for k in sorted(calls)]
     respond = _respond(
-        "".join(content_pieces) if content_pieces or not ordered else None,
+        "".join(content_pieces) if content_pieces or not (ordered or refusal_pieces) else None,
         [(c["id"], c["name"], c["arguments"]) for c in ordered],
         finish,
         usage,
+        "".join(refusal_pieces) if refusal_pieces else None,
     )
     if respond is None:
         return None
-    # a replay streams the tool calls' arguments when there are calls, else the content
+    # a replay streams the tool calls' arguments when there are calls, else the content (or the refusal)
+    spoken = refusal_pieces or content_pieces
     texts = [(c["arguments"], call_pieces.get(k, [])) for k, c in sorted(calls.items())] if calls else [
-        ("".join(content_pieces), content_pieces)
+        ("".join(spoken), spoken)
     ]
     fault = _stream_fault(error, exchange.broken, done, finish, sum(len(p) for _, p in texts), errors)
-    if fault is False:
+    if fault is False or (fault is not None and refusal_pieces):  # a rule carries one fault
         return None
     if fault is not None:
         respond["fault"] = fault

@@ -43,6 +43,7 @@ from mockpoeti.scripting.schema import (
 FORMAT_VERSION = 1
 MAX_RULES = 5000  # rules of one load (every file and inline scenario of it): each is tried on every request
 MAX_NAME_CHARS = 256  # of a scenario's, a rule's or a stub's name: the journal names them in every near miss
+MAX_TURN = 100_000  # a `turn` past this is a typo: a body holds at most 100,000 values
 
 # --- checks the types cannot express ---------------------------------------------
 
@@ -198,6 +199,10 @@ MATCH = Obj({
     "last_role": Enum(ROLES, "a message role").described("Role of the request's last message, e.g. tool"),
     "tools": OneOf(Bool(), ListOf(Str(), 1), noun="true, false or a list of tool names").described(
         "true: the request declares at least one tool; false: none; a list: exactly these function names (any order)"
+    ),
+    "turn": Int(1, MAX_TURN).described("The request carries exactly this many user messages (1: the first question)"),
+    "after_tool": Str().described(
+        "The last message is the result of a call to a function so named (exact, or a glob such as search*)"
     ),
 }, noun="a match: {endpoint, model, stream, message, ...}")
 
@@ -450,6 +455,8 @@ def build_match(m: dict) -> Match:
         key=m.get("key"),
         last_role=m.get("last_role"),
         tools=frozenset(tools) if isinstance(tools := m.get("tools"), list) else tools,
+        turn=m.get("turn"),
+        after_tool=m.get("after_tool"),
     )
 
 

@@ -39,6 +39,8 @@ class RequestView(NamedTuple):
     message: str = ""
     last_role: str | None = None
     tools: tuple[str, ...] = ()  # the declared tools' function names ("" for a tool without one)
+    turn: int = 0  # how many user messages the request carries
+    after_tool: str | None = None  # the function whose result is the last message ("" when no call names it)
     verdicts: dict[str, bool] | None = None  # message regex -> found in `message`: each is searched once per request
 
 
@@ -46,7 +48,7 @@ def view_of(
     endpoint: str | None, method: str, path: str, headers: Mapping[str, str], body: Any, key: str | None = None
 ) -> RequestView:
     """A RequestView from the parts of a request (live, or from the journal)."""
-    model, stream, message, last_role = None, False, "", None
+    model, stream, message, last_role, turn, after_tool = None, False, "", None, 0, None
     tools: tuple[str, ...] = ()
     if isinstance(body, dict):
         model = body.get("model") if isinstance(body.get("model"), str) else None
@@ -56,6 +58,9 @@ def view_of(
         if messages:
             last_role = messages[-1].get("role") if isinstance(messages[-1].get("role"), str) else None
             message = next((message_text(m) for m in reversed(messages) if m.get("role") == "user"), "")
+            turn = sum(1 for m in messages if m.get("role") == "user")
+            if last_role in ("tool", "function"):
+                after_tool = answered_tool(messages)
         declared = body.get("tools")
         if isinstance(declared, list) and declared:
             tools = tuple(_tool_name(t) for t in declared)
@@ -72,8 +77,28 @@ def view_of(
         message=message,
         last_role=last_role,
         tools=tools,
+        turn=turn,
+        after_tool=after_tool,
         verdicts={},
     )
+
+
+def answered_tool(messages: list[dict]) -> str:
+    """The name of the function whose result the last message is: the assistant's call with
+    the tool message's `tool_call_id` (a legacy `function` message names it itself); "" when
+    no earlier call has that id."""
+    last = messages[-1]
+    if last.get("role") == "function":
+        return last["name"] if isinstance(last.get("name"), str) else ""
+    wanted = last.get("tool_call_id")
+    for message in reversed(messages):
+        calls = message.get("tool_calls") if message.get("role") == "assistant" else None
+        for call in calls if isinstance(calls, list) else ():
+            if isinstance(call, dict) and call.get("id") == wanted:
+                function = call.get("function")
+                name = function.get("name") if isinstance(function, dict) else None
+                return name if isinstance(name, str) else ""
+    return ""
 
 
 def _tool_name(tool: Any) -> str:
@@ -230,6 +255,40 @@ class Tools(Condition):
         return ", ".join(sorted(self.wanted))
 
 
+class Turn(Condition):
+    """The request carries exactly N user messages (turn 1 is the first question)."""
+
+    __slots__ = ("wanted",)
+
+    def __init__(self, wanted: int) -> None:
+        self.wanted = wanted
+
+    def holds(self, view: RequestView) -> bool:
+        return view.turn == self.wanted
+
+    def explain(self, view: RequestView) -> str:
+        return f"turn: wanted {self.wanted}, got {view.turn} (user messages)"
+
+
+class AfterTool(Condition):
+    """The last message is the result of a call to a function whose name matches a glob."""
+
+    __slots__ = ("pattern",)
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+
+    def holds(self, view: RequestView) -> bool:
+        return view.after_tool is not None and fnmatchcase(view.after_tool, self.pattern)
+
+    def explain(self, view: RequestView) -> str:
+        if view.after_tool is None:
+            got = f"the last message is {view.last_role or 'missing'}, not a tool result"
+        else:
+            got = f"a result of {view.after_tool or 'a call the conversation does not show'}"
+        return f"after_tool: wanted a result of {self.pattern}, got {got}"
+
+
 def conditions_of(match: Match, endpoint: bool = True) -> tuple[Condition, ...]:
     """A match's conditions, in the order a miss lists them (without the endpoint's, for
     rules that are only ever tried for their endpoint)."""
@@ -253,6 +312,10 @@ def conditions_of(match: Match, endpoint: bool = True) -> tuple[Condition, ...]:
         out.append(Equals("last_role", match.last_role))
     if match.tools is not None:
         out.append(Tools(match.tools))
+    if match.turn is not None:
+        out.append(Turn(match.turn))
+    if match.after_tool is not None:
+        out.append(AfterTool(match.after_tool))
     return tuple(out)
 
 

@@ -28,6 +28,8 @@ class Match:
     key: str | None = None
     last_role: str | None = None
     tools: bool | frozenset[str] | None = None  # any tool, none, or exactly these function names
+    turn: int | None = None  # exactly this many user messages
+    after_tool: str | None = None  # a glob: the last message answers a call to a function so named
 
 
 @dataclass(frozen=True, slots=True)

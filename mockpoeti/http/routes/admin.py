@@ -65,8 +65,7 @@ async def list_requests(call: Call) -> web.Response:
 
 
 async def clear_requests(call: Call) -> web.Response:
-    state = call.state
-    state.journal.clear()
+    call.state.clear_journal()
     return json_response({"cleared": True})
 
 
@@ -123,13 +122,13 @@ def scenario_folders(settings: Settings) -> list[Path]:
     return out
 
 
-def _scenario_file(index: int, name: str, allowed: list[Path]) -> str:
+def _scenario_file(index: int, name: str, allowed: list[Path], listed: str = "names") -> str:
     """Over HTTP, a name is a shipped scenario or a scenario file in a folder the server was
     started with, nothing else: the admin API has no key, and reading any path it is given
     would quote /etc/passwd in the error, tell which files exist, walk a whole disk for a
     folder, or read /dev/zero until memory runs out. Every path outside those folders gets
     the same answer, whatever is there (or not)."""
-    field = f"names[{index}]"
+    field = f"{listed}[{index}]"
     if not 0 < len(name) <= MAX_NAME_CHARS or not name.isprintable():
         raise invalid(field, f"a scenario name or path: 1 to {MAX_NAME_CHARS} printable characters")
     shipped = _files().shipped_scenarios()
@@ -204,7 +203,7 @@ async def create_stub(call: Call) -> web.Response:
         stub = state.playbook.stubs.add(rule, spec)
     except ConfigError as e:
         raise ApiError("invalid_request", "Invalid stub: " + "; ".join(e.problems)) from None
-    return json_response(stub.to_json(), status=201, headers={"Location": f"/__admin/stubs/{stub.id}"})
+    return json_response(stub.to_json(), status=201, headers={"Location": f"{call.prefix}/__admin/stubs/{stub.id}"})
 
 
 async def delete_stubs(call: Call) -> web.Response:
