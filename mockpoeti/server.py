@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
 
-from mockpoeti.base.settings import Settings, parse_time
+from mockpoeti.base.settings import Settings, check_setting, clock_setting
 from mockpoeti.books.state import State
 from mockpoeti.http.app import make_runner
 from mockpoeti.http.edge import limit_accept_errors
@@ -50,12 +50,13 @@ class MockServer:
         history: bool = False,
         **options: Any,
     ):
-        self.settings = Settings(
+        check_setting("port", port)
+        self.settings = Settings(  # refuses a value outside its bounds: ValueError, one line naming the setting
             seed=seed,
             scenarios=tuple(scenarios),
             api_keys=tuple(api_keys),
             fixtures=None if fixtures is None else str(fixtures),
-            clock=None if clock is None else parse_time(clock),
+            clock=clock_setting(clock),
             history=history,
             **options,
         )
@@ -102,8 +103,10 @@ class MockServer:
         """Fresh state: fixtures' keys, no traces, an empty journal, the same seed (or
         `seed`), the start's scenarios (or `scenarios`, names or paths), the start's
         clock (or one frozen at `clock`)."""
+        if seed is not None:
+            check_setting("seed", seed)
+        moment = clock_setting(clock)
         loaded = None if scenarios is None else self._load(scenarios)
-        moment = None if clock is None else parse_time(clock)
         self.call(lambda: self.state.reset(seed, loaded, moment))
 
     def use(self, *scenarios: str | dict) -> None:
