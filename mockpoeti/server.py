@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
+from importlib import import_module
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
@@ -26,6 +27,20 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 LISTEN_BACKLOG = 2048  # aiohttp's 128 drops connections in a burst of a few hundred clients
+
+# What serving may import on first use (a structured answer, a scenario switched at run time, a
+# stub, a reset with history), imported before the server says it is ready: `pip install` rewrites
+# mockpoeti's files, and a server that imported them only later answered every request with
+# `tools` or `response_format` 500 until restarted. ~7 ms, once per process (README: Set-up).
+# Faker stays lazy (~100 ms with its three locales; reinstalling mockpoeti does not touch it).
+# tests/test_reinstall.py finds every function-level import in the package and checks it is here.
+IMPORTED_BEFORE_READY = (
+    "mockpoeti.answers.structured",  # and rstr
+    "mockpoeti.books.history",
+    "mockpoeti.scripting.loader",  # and scripting.schema
+    "mockpoeti.stubs",
+    "mockpoeti.retries",
+)
 
 
 def _elsewhere(differences: list[str]) -> bool:
@@ -269,6 +284,8 @@ class MockServer:
     # --- in the caller's event loop -------------------------------------------
 
     async def start(self) -> MockServer:
+        for name in IMPORTED_BEFORE_READY:
+            import_module(name)
         self._state, self._runner = make_runner(self.settings)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, backlog=LISTEN_BACKLOG, reuse_address=True)
