@@ -516,7 +516,7 @@ def test_a_schema_past_the_bounds_is_refused_at_once(poeti, schema, path, bound)
     assert error["code"] == "invalid_request"
     assert f"'{path}'" in error["message"]
     assert bound in error["message"]
-    assert elapsed < 0.5
+    assert elapsed < 2.0  # a few ms of work (README: Generation bounds); the margin is for a loaded machine
     assert probe.status_code == 200
 
 
@@ -550,6 +550,11 @@ def test_a_refused_schema_does_not_hold_up_other_clients(poeti):
         with httpx.Client(base_url=poeti.url, headers=headers, timeout=10) as http:
             return [http.post("/v1/chat/completions", json=body).status_code for _ in range(30)]
 
+    # The work of a refusal, in CPU time (this process's: the server's thread and the client's), which a
+    # busy machine does not change; a refusal that holds the loop long needs that much work.
+    cpu = time.process_time()
+    alone = attack()
+    cpu_per_refusal = (time.process_time() - cpu) / len(alone)
     with concurrent.futures.ThreadPoolExecutor(1) as pool, httpx.Client(base_url=poeti.url, headers=headers, timeout=10) as probe:
         attacking = pool.submit(attack)
         waits = []
@@ -559,8 +564,9 @@ def test_a_refused_schema_does_not_hold_up_other_clients(poeti):
             waits.append(time.perf_counter() - started)
         statuses = attacking.result()
 
-    assert statuses == [400] * 30
-    assert max(waits) < 0.5
+    assert alone == statuses == [400] * 30
+    assert cpu_per_refusal < 0.05, f"{cpu_per_refusal * 1000:.0f} ms of CPU per refused schema"  # measured ~1 ms
+    assert max(waits) < 3.0  # answered throughout; how fast, on a loaded machine, is mostly the machine
 
 
 def test_answers_are_byte_identical_under_one_seed():
