@@ -74,11 +74,12 @@ def wheel(tmp_path_factory) -> Path:
 def running_site_folders() -> list[str]:
     """Where this interpreter's packages are: its site-packages (a venv's, or the system's), the
     user's when it reads them, sysconfig's purelib and platlib, and PYTHONPATH (which clean_env
-    takes from the children), but never the checkout."""
+    takes from the children), but never the checkout itself (a venv inside it, as the README's
+    `.venv`, is fine: its site-packages holds no mockpoeti source)."""
     folders = [*site.getsitepackages(), *([site.getusersitepackages()] if site.ENABLE_USER_SITE else [])]
     folders += [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
     folders += os.environ.get("PYTHONPATH", "").split(os.pathsep)
-    return [f for f in dict.fromkeys(folders) if f and os.path.isdir(f) and not Path(f).resolve().is_relative_to(ROOT)]
+    return [f for f in dict.fromkeys(folders) if f and os.path.isdir(f) and Path(f).resolve() not in (ROOT, ROOT / "tests")]
 
 
 @pytest.fixture(scope="module")
