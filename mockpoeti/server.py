@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
+from importlib import import_module
 from typing import Any, TypeVar
 
 from aiohttp import web
 
-from mockpoeti.base.settings import Settings, parse_time
+from mockpoeti.base.settings import Settings, check_setting, clock_setting
 from mockpoeti.books.sessions import Sessions
 from mockpoeti.books.state import State
 from mockpoeti.http.app import make_runner
@@ -28,6 +29,20 @@ __all__ = ["LISTEN_BACKLOG", "MockServer", "ServerError"]
 
 T = TypeVar("T")
 LISTEN_BACKLOG = 2048  # aiohttp's 128 drops connections in a burst of a few hundred clients
+
+# What serving may import on first use (a structured answer, a scenario switched at run time, a
+# stub, a reset with history), imported before the server says it is ready: `pip install` rewrites
+# mockpoeti's files, and a server that imported them only later answered every request with
+# `tools` or `response_format` 500 until restarted. ~7 ms, once per process (README: Set-up).
+# Faker stays lazy (~100 ms with its three locales; reinstalling mockpoeti does not touch it).
+# tests/test_reinstall.py finds every function-level import in the package and checks it is here.
+IMPORTED_BEFORE_READY = (
+    "mockpoeti.answers.structured",  # and rstr
+    "mockpoeti.books.history",
+    "mockpoeti.scripting.loader",  # and scripting.schema
+    "mockpoeti.stubs",
+    "mockpoeti.retries",
+)
 
 
 class MockServer(Twin):
@@ -44,12 +59,13 @@ class MockServer(Twin):
         history: bool = False,
         **options: Any,
     ):
-        self.settings = Settings(
+        check_setting("port", port)
+        self.settings = Settings(  # refuses a value outside its bounds: ValueError, one line naming the setting
             seed=seed,
             scenarios=tuple(scenarios),
             api_keys=tuple(api_keys),
             fixtures=None if fixtures is None else str(fixtures),
-            clock=None if clock is None else parse_time(clock),
+            clock=clock_setting(clock),
             history=history,
             **options,
         )
@@ -116,7 +132,7 @@ class MockServer(Twin):
         if isinstance(scenarios, (str, dict)):
             scenarios = [scenarios]
         loaded = None if scenarios is None else self._load(scenarios)
-        moment = None if clock is None else parse_time(clock)
+        moment = clock_setting(clock)
         live = self._live_sessions()
         try:
             made = self.call(lambda: live.create(seed=seed, clock=moment, scenarios=loaded, api_key=api_key))
@@ -147,6 +163,8 @@ class MockServer(Twin):
     # --- in the caller's event loop -------------------------------------------
 
     async def start(self) -> MockServer:
+        for name in IMPORTED_BEFORE_READY:
+            import_module(name)
         self._state, self._sessions, self._runner = make_runner(self.settings)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, backlog=LISTEN_BACKLOG, reuse_address=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from mockpoeti.base.settings import parse_time
+from mockpoeti.base.settings import check_setting, clock_setting
 
 if TYPE_CHECKING:
     from mockpoeti.books.state import State
@@ -148,8 +148,10 @@ class Twin(JournalChecks):
         """Fresh state: fixtures' keys, no traces, an empty journal, the same seed (or
         `seed`), the start's scenarios (or `scenarios`, names or paths), the start's
         clock (or one frozen at `clock`)."""
+        if seed is not None:
+            check_setting("seed", seed)
+        moment = clock_setting(clock)
         loaded = None if scenarios is None else self._load(scenarios)
-        moment = None if clock is None else parse_time(clock)
         self.call(lambda: self.state.reset(seed, loaded, moment))
 
     def use(self, *scenarios: str | dict) -> None:

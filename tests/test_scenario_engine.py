@@ -532,11 +532,11 @@ def test_latency_ms_delays_the_answer(tmp_path):
         started = time.monotonic()
         assert ask(client)
         slow = time.monotonic() - started
-        started = time.monotonic()
         assert ask(client, model="gpt-4o-mini")
-        fast = time.monotonic() - started
-    assert 0.28 <= slow < 3.0
-    assert fast < slow
+        delayed, other = chat_entries(server)
+    assert 0.28 <= slow < 3.0  # never sooner than asked; the margin above is for a loaded machine
+    assert delayed["rule"] == "latency/rules[0]" and delayed["duration_ms"] >= 280
+    assert other["rule"] is None  # the other model is not delayed: no rule answered it (timing it would time the machine)
 
 
 # --- streaming: chunking and pacing -----------------------------------------------------
@@ -573,9 +573,11 @@ def test_paced_stream_takes_about_n_intervals(tmp_path):
 
     assert "".join(pieces) == words
     assert len(pieces) == 8
-    assert times[0] - started >= 0.18  # first_chunk_ms
-    spread = times[-1] - times[0]  # 7 intervals of 60 ms = 0.42 s
-    assert 0.3 <= spread < 2.0
+    # paced to deadlines, never early: the first chunk at 200 ms, the last 7 intervals of 60 ms later (0.62 s).
+    # A client that a loaded machine held up reads them late, so only the upper bounds get a margin.
+    assert times[0] - started >= 0.18
+    assert times[-1] - started >= 0.6
+    assert times[-1] - times[0] < 2.0
     assert total < 3.0
     assert entry["delivery"]["chunks_sent"] == 8
     assert entry["delivery"]["completed"] is True
@@ -618,7 +620,7 @@ def test_unpaced_scripted_stream_is_immediate(tmp_path):
         pieces, _, _ = stream_pieces(client)
         elapsed = time.monotonic() - started
     assert pieces == ["one ", "two ", "three ", "four"]
-    assert elapsed < 1.0
+    assert elapsed < 2.0  # ~10 ms of work; the margin is for a loaded machine
 
 
 # --- near misses -------------------------------------------------------------------------

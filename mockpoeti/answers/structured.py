@@ -56,6 +56,7 @@ _ANNOTATIONS = frozenset({
 _OBJECT_KEYS = ("properties", "required", "additionalProperties", "minProperties", "maxProperties", "patternProperties")
 _ARRAY_KEYS = ("items", "prefixItems", "minItems", "maxItems", "uniqueItems")
 _NUMBER_KEYS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf")
+_STRING_KEYS = ("minLength", "maxLength", "pattern", "format")
 
 # Which pool of realistic strings a field gets, by a word in its name, when no constraint says more.
 NAMED_STRINGS = {
@@ -180,6 +181,18 @@ class _Generator:
             return merged, path, refs
         return schema, path, refs
 
+    def target(self, schema: object) -> object:
+        """Where a branch's `$ref` chain leads (a few steps, no bookkeeping): enough to rank it.
+        A reference that leads nowhere is left as it is, for `value` to report."""
+        for _ in range(8):
+            if not (isinstance(schema, dict) and isinstance(schema.get("$ref"), str) and schema["$ref"].startswith("#")):
+                break
+            try:
+                schema, _ = self.pointer(schema["$ref"], self.where)
+            except ApiError:
+                break
+        return schema
+
     def pointer(self, ref: str, path: str) -> tuple[object, str]:
         """The schema a local `$ref` points at, and its path (`….schema.$defs.Node`)."""
         target: object = self.root
@@ -213,7 +226,10 @@ class _Generator:
             return self.typed(kinds[0], s, path, depth, name)
         if not kinds:
             raise _Dead(path + ".type", "no type satisfies every part of the schema")
-        kinds = sorted(kinds, key=lambda k: k != "null") if self.terse(depth) else self.shuffled(kinds, last="null")
+        if self.terse(depth):
+            kinds.sort(key=lambda k: k != "null")
+        else:  # as for `anyOf`: what a model would write
+            kinds.sort(key=lambda k: _preference({**s, "type": k}))
         first: _Dead | None = None
         for kind in kinds:
             try:
@@ -268,9 +284,8 @@ class _Generator:
         order = list(range(len(options)))
         if self.terse(depth):  # end recursions: the simplest branch first
             order.sort(key=lambda i: _weight(options[i]))
-        else:  # a real answer: any branch, `null` last
-            order = self.shuffled(order, last=None)
-            order.sort(key=lambda i: _is_null(options[i]))
+        else:  # a real answer: the branch a model would take (stable: the schema's order breaks ties)
+            order.sort(key=lambda i: _preference(self.target(options[i])))
         first: _Dead | None = None
         for i in order:
             branch = options[i] if not rest else {"allOf": [options[i], rest]}
@@ -809,8 +824,26 @@ def _is_type(value: object, kind: str) -> bool:
     return isinstance(value, expected)
 
 
-def _is_null(schema: object) -> bool:
-    return isinstance(schema, dict) and schema.get("type") == "null"
+def _preference(schema: object) -> int:
+    """Which union branch (`anyOf`, `oneOf`, a `type` list) a model would answer with, lowest
+    first: a literal, then a structure, an integer or a boolean, then any number, then a
+    string with constraints, then a free string, and `null` last. A model asked for pydantic's
+    `Decimal` (`anyOf: [number, string]`) writes a number; a free string would be a word that
+    validates against the schema and fails the model (`Decimal('personal')`)."""
+    if not isinstance(schema, dict):
+        return 1
+    if "const" in schema or "enum" in schema:
+        return 0
+    kind = schema.get("type")
+    if isinstance(kind, list):  # its own preference decides inside; rank it by its best
+        return min((_preference({**schema, "type": k}) for k in kind if isinstance(k, str)), default=1)
+    if kind == "null":
+        return 5
+    if kind == "number":
+        return 2
+    if kind == "string" or (kind is None and set(schema) <= {*_ANNOTATIONS, *_STRING_KEYS}):  # `{}` is a string too
+        return 3 if any(k in schema for k in _STRING_KEYS) else 4
+    return 1
 
 
 def _weight(schema: object) -> int:

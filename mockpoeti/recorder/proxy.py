@@ -35,7 +35,9 @@ from mockpoeti.base.errors import ConfigError
 from mockpoeti.base.jsonio import encode
 from mockpoeti.base.secrets import credentials
 from mockpoeti.recorder.to_scenario import MAX_RECORDING_BYTES, REPLAYED_HEADERS, EventSplitter, Exchange, Recording
+from mockpoeti.scripting.loader import parse_scenario  # at the top: a reinstall while recording must not break the last write
 from mockpoeti.scripting.scenario import METHODS
+from mockpoeti.scripting.schema import load_with_lines
 
 HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
@@ -93,9 +95,6 @@ class Recorder:
 
     def _check(self, text: str) -> None:
         """The file must load as a scenario; if it somehow would not, say so (it is written anyway: nothing is lost)."""
-        from mockpoeti.scripting.loader import parse_scenario
-        from mockpoeti.scripting.schema import load_with_lines
-
         try:
             parse_scenario(load_with_lines(text), str(self.out), self.errors)
         except ConfigError as e:
