@@ -34,8 +34,9 @@ def chat(content: str, model: str = "gpt-4o", **extra) -> dict:
 
 
 class Watch(Probe):
-    """`test_limits.Probe` that has been answered once before the attack starts and once after
-    it ends, however short the attack."""
+    """`test_limits.Probe` (answered within PROBE_LIMIT_S; with `cpu_per_attack_s`, the server's
+    CPU time per attack request bounded too) that has been answered once before the attack
+    starts and once after it ends, however short the attack."""
 
     def __enter__(self) -> Watch:
         super().__enter__()
@@ -64,11 +65,11 @@ def test_a_backtracking_message_regex_answers_at_once_and_holds_nobody_up():
     with serve() as server, httpx.Client(base_url=server.url, headers=AUTH, timeout=30) as http:
         for pattern in ("/^(a|a)+b/", "/error.*timeout/"):
             assert http.post("/__admin/stubs", json={"match": {"message": pattern}, "respond": "matched"}).status_code == 201
-        with Watch(server.url):
+        with Watch(server, attacks=4, cpu_per_attack_s=0.1):  # `re` needed 1 to 3 s of CPU for each
             for prompt in ("a" * 24, "a" * 30 + "c", "error " * 20_000):
                 answer, took = timed(http, "POST", "/v1/chat/completions", json=chat(prompt))
                 assert answer.status_code == 200 and answer.json()["choices"][0]["message"]["content"] != "matched"
-                assert took < 0.5, f"{took:.2f} s"
+                assert took < 2, f"{took:.2f} s"
             answer = http.post("/v1/chat/completions", json=chat("error " * 20_000 + "timeout"))
             assert answer.json()["choices"][0]["message"]["content"] == "matched"
         entry = http.get("/__admin/requests", params={"limit": 1000}).json()["requests"][2]
@@ -78,16 +79,17 @@ def test_a_backtracking_message_regex_answers_at_once_and_holds_nobody_up():
 def test_a_long_prompt_against_costly_regexes_is_searched_off_the_loop():
     """RE2 is linear but not free: ~5 ns per byte and instruction when its DFA thrashes
     (`a[ab]{60}c` over 2 MiB of random a/b: ~1 s). Such a search runs in a worker thread:
-    the request waits for it, nobody else does."""
+    the request waits for it, nobody else does (on the loop, these five held it ~5 s)."""
     rnd = random.Random(7)
     prompt = "".join(rnd.choice("ab") for _ in range(2 * 1024 * 1024))
     with serve() as server, httpx.Client(base_url=server.url, headers=AUTH, timeout=60) as http:
-        for n in (40, 50, 60):
+        for n in (40, 50, 60, 70, 80):
             assert http.post("/__admin/stubs", json={"match": {"message": f"/a[ab]{{{n}}}c/"}, "respond": "x"}).status_code == 201
-        with Watch(server.url) as probe:
+        with Watch(server) as probe:
             answer, took = timed(http, "POST", "/v1/chat/completions", json=chat(prompt, model="gpt-4.1"))
-    print(f"\n3 costly regexes, a 2 MiB prompt: the request took {took:.2f} s, the probe waited at most {probe.slowest:.3f} s")
+    print(f"\n5 costly regexes, a 2 MiB prompt: the request took {took:.2f} s, the probe waited at most {probe.slowest:.3f} s")
     assert answer.status_code == 200 and answer.json()["choices"][0]["message"]["content"] != "x"
+    assert probe.slowest < took / 3  # on the loop, a probe would wait about as long as the request itself
 
 
 @pytest.mark.parametrize("pattern", ["(?!x)abc", "(a)\\1", "a{2000}"])
@@ -122,12 +124,13 @@ def test_a_schema_pattern_that_backtracks_is_refused_in_milliseconds_naming_the_
     else:
         body["response_format"] = {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}
         path = "response_format.json_schema.schema.pattern"
-    with serve() as server, httpx.Client(base_url=server.url, headers=AUTH, timeout=30) as http, Watch(server.url):
-        answer, took = timed(http, "POST", "/v1/chat/completions", json=body)
+    with serve() as server, httpx.Client(base_url=server.url, headers=AUTH, timeout=30) as http:
+        with Watch(server, attacks=1, cpu_per_attack_s=0.5):  # `re` took 4.2 s
+            answer, took = timed(http, "POST", "/v1/chat/completions", json=body)
     assert error_of(answer) == (400, "invalid_request")
     message = answer.json()["error"]["message"]
     assert f"'{path}" in message and "MAX_PATTERN_SECONDS" in message, message
-    assert took < 0.5, f"{took:.2f} s"
+    assert took < 2, f"{took:.2f} s"
 
 
 def test_schema_patterns_with_lookarounds_still_generate(poeti, client):
@@ -162,17 +165,17 @@ def test_a_thousand_misses_against_two_thousand_rules_read_back_at_once():
     with serve("--max-journal", "10000") as server, httpx.Client(base_url=server.url, headers=AUTH, timeout=30) as http:
         assert http.put("/__admin/scenarios/active", json=many_rules(2000)).status_code == 200
         started = time.perf_counter()
-        with Watch(server.url):
+        with Watch(server):
             for i in range(1000):
                 assert http.post("/v1/chat/completions", json=chat(f"question {i}")).status_code == 200
         calls = time.perf_counter() - started
-        with Watch(server.url):
+        with Watch(server):
             listing, took = timed(http, "GET", "/__admin/requests")
         http.put("/__admin/scenarios/active", json={"names": []})  # what the entries say stays what they met
         again = [e for e in http.get("/__admin/requests").json()["requests"] if e["endpoint"] == "chat"]
     entries = [e for e in listing.json()["requests"] if e["endpoint"] == "chat"]
     print(f"\n1,000 misses against 2,000 rules: {calls / 1000 * 1000:.1f} ms a call; the journal read in {took * 1000:.0f} ms")
-    assert len(entries) == 1000 and took < 1.0
+    assert len(entries) == 1000 and took < 2
     assert all(len(e["near_misses"]) == 3 for e in entries)
     assert entries[0]["near_misses"][0] == {"rule": "many/rules[0]", "differences": [
         "model: wanted model-0, got gpt-4o", "message: wanted 'needle 0', got 'question 0'"]}
@@ -235,7 +238,7 @@ def test_a_template_that_repeats_the_prompt_is_refused_past_one_mib():
     with serve() as server, httpx.Client(base_url=server.url, headers=AUTH, timeout=30) as http:
         http.post("/__admin/stubs", json={"respond": "{{ message }}" * 300}).raise_for_status()
         peak = server.peak_rss_kib() if hasattr(server, "peak_rss_kib") else peak_rss_kib(server.pid)
-        with Watch(server.url):
+        with Watch(server, attacks=2, cpu_per_attack_s=0.5):
             answer, took = timed(http, "POST", "/v1/chat/completions", json=chat("p" * 100_000))
             fits = http.post("/v1/chat/completions", json=chat("p" * 3000))
         grown = (peak_rss_kib(server.pid) - peak) / 1024
@@ -244,7 +247,7 @@ def test_a_template_that_repeats_the_prompt_is_refused_past_one_mib():
     assert "stub#1" in message and "1048576 (MAX_RENDERED_CHARS)" in message, message
     assert fits.status_code == 200 and fits.json()["choices"][0]["message"]["content"] == "p" * 900_000
     print(f"\na template past its bound: refused in {took * 1000:.0f} ms; peak RSS grew {grown:.1f} MiB")
-    assert took < 0.5 and grown < 40
+    assert took < 2 and grown < 40
 
 
 def peak_rss_kib(pid: int) -> int:
@@ -269,7 +272,7 @@ def test_a_file_named_many_times_in_one_put_is_read_once_and_the_rules_are_cappe
     assert huge.stat().st_size < 1024 * 1024
     with serve("--scenario", str(small)) as server, httpx.Client(base_url=server.url, timeout=60) as admin:
         base = server.rss_kib()
-        with Watch(server.url):
+        with Watch(server):
             refused, refused_took = timed(admin, "PUT", "/__admin/scenarios/active", json={"names": [str(huge)] * 20})
             too_many, _ = timed(admin, "PUT", "/__admin/scenarios/active", json={"names": [str(big)] * 3})
             once, once_took = timed(admin, "PUT", "/__admin/scenarios/active", json={"names": [str(big)]})
@@ -376,7 +379,7 @@ def test_the_journal_is_listed_a_few_mib_at_a_time_and_pages_through_everything(
         for _ in range(1000):
             assert http.post("/v1/chat/completions", content=body, headers=headers).status_code == 200
         base = peak_rss_kib(server.pid)
-        with Watch(server.url):
+        with Watch(server):
             first, took = timed(http, "GET", "/__admin/requests")
             pages, since = [first.json()], first.json()["meta"]["next_since"]
             while since is not None:
@@ -388,7 +391,7 @@ def test_the_journal_is_listed_a_few_mib_at_a_time_and_pages_through_everything(
     ids = [e["id"] for page in pages for e in page["requests"]]  # the probe's calls are journaled too, after the 1,000
     print(f"\n1,000 entries of ~39 KB: the first page ({len(first.content) / 2**20:.1f} MiB, {first.json()['meta']['returned']} "
           f"entries) in {took * 1000:.0f} ms; {len(pages)} pages in all; peak RSS grew {grown:.1f} MiB")
-    assert len(first.content) <= 4 * 1024 * 1024 + 1024 and took < 1.0
+    assert len(first.content) <= 4 * 1024 * 1024 + 1024 and took < 2
     assert ids == list(range(1, len(ids) + 1)) and len(ids) > 1000  # every entry once, oldest first
     assert pages[-1]["meta"]["next_since"] is None and sum(p["meta"]["returned"] for p in pages) == len(ids)
     assert [e["id"] for e in limited["requests"]] == [991, 992, 993, 994, 995] and limited["meta"]["next_since"] == 995
@@ -634,7 +637,7 @@ def test_a_long_scripted_answer_is_streamed_in_pieces_and_its_amplifiers_are_bou
         http.post("/v1/chat/completions", json=chat("warm up", model="gpt-4.1")).raise_for_status()
         prompt = "word " * 200_000
         base = peak_rss_kib(server.pid)
-        with Watch(server.url):
+        with Watch(server):
             streamed = http.post("/v1/chat/completions", json=chat(prompt, model="gpt-4.1", stream=True))
             grown = (peak_rss_kib(server.pid) - base) / 1024
             logprobs, took = timed(http, "POST", "/v1/chat/completions",
@@ -644,6 +647,6 @@ def test_a_long_scripted_answer_is_streamed_in_pieces_and_its_amplifiers_are_bou
     print(f"\na 1 MiB answer streamed ({len(streamed.content) / 2**20:.0f} MiB of SSE): peak RSS grew {grown:.1f} MiB")
     assert streamed.status_code == 200 and streamed.text.endswith("data: [DONE]\n\n") and grown < 48
     assert error_of(logprobs) == (400, "invalid_request") and "MAX_LOGPROB_ENTRIES" in logprobs.json()["error"]["message"]
-    assert took < 1.0
+    assert took < 2
     assert error_of(copies) == (400, "invalid_request") and "MAX_ANSWER_CHARS" in copies.json()["error"]["message"]
     assert few.status_code == 200 and len(few.json()["choices"][0]["logprobs"]["content"]) > 3000  # each word and its space
