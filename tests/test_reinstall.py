@@ -27,9 +27,10 @@ from mockpoeti.server import IMPORTED_BEFORE_READY
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "mockpoeti"
 ENTRY_POINTS = {"cli.py", "pytest_plugin.py", "__main__.py"}  # they run before a server starts
-# A dependency that reinstalling mockpoeti does not touch, and that costs ~100 ms to load with its
-# three locales (half of the start-up): loaded on first use, for tool arguments and templates.
-LAZY_BY_CHOICE = {"faker"}
+# Dependencies that reinstalling mockpoeti does not touch, loaded on first use because start-up
+# would pay for them: Faker costs ~100 ms with its three locales (half of the start-up), for tool
+# arguments and templates; prometheus_client only writes /metrics, which most runs never ask for.
+LAZY_BY_CHOICE = {"faker", "prometheus_client"}
 
 
 def lazy_imports() -> dict[str, str]:
