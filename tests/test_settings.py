@@ -117,7 +117,7 @@ def test_the_cli_takes_its_defaults_from_settings():
     flag_of = {"max_traces": "max_traces", "max_journal": "max_journal", "max_keys_per_account": "max_keys",
                "header_timeout_s": "header_timeout", "body_timeout_s": "body_timeout",
                "keepalive_timeout_s": "keepalive_timeout", "seed": "seed", "clock": "clock", "admin_token": "admin_token",
-               "fixtures": "fixtures", "history": "history"}
+               "fixtures": "fixtures", "history": "history", "max_sessions": "max_sessions", "session_ttl_s": "session_ttl"}
     offered = set(flag_of) | {"scenarios", "api_keys"}
     assert {f.name for f in dataclasses.fields(Settings)} - offered == {"max_body_bytes", "routing_strategy", "scenario_dirs"}
     assert {f: getattr(args, a) for f, a in flag_of.items()} == {f: getattr(defaults, f) for f in flag_of}
