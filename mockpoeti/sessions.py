@@ -142,8 +142,13 @@ class RemoteSession(JournalChecks):
 
     @property
     def requests(self) -> list[dict]:
-        """The session's request journal, newest last."""
-        return self._admin("GET", "/__admin/requests")["requests"]
+        """The session's request journal, newest last (every page of it)."""
+        page = self._admin("GET", "/__admin/requests")
+        entries = page["requests"]
+        while page["meta"].get("next_since") is not None:
+            page = self._admin("GET", f"/__admin/requests?since={page['meta']['next_since']}")
+            entries += page["requests"]
+        return entries
 
     @property
     def last_request(self) -> dict | None:

@@ -211,7 +211,10 @@ class Twin(JournalChecks):
 
         def add() -> StubHandle:
             registry = self.state.playbook.stubs
-            stub = registry.add(rule, spec)
+            try:
+                stub = registry.add(rule, spec)
+            except ConfigError as e:
+                raise ValueError("; ".join(e.problems)) from None
             return StubHandle(
                 stub, registry, on_loop=self.call, current=lambda: self.state.playbook.stubs, journal=lambda: self.requests
             )
@@ -225,14 +228,17 @@ class Twin(JournalChecks):
 
     def _load(self, scenarios) -> list:
         """Scenarios from names and paths (files), and from inline dicts, in the order given."""
-        from mockpoeti.scripting.loader import load_scenarios, parse_scenario
+        from mockpoeti.scripting.loader import limit_rules, load_scenarios, parse_scenario
 
         codes = self.state.catalog.errors
         loaded = []
+        files: dict[str, list] = {}  # a name given twice is read once
         for item in scenarios:
             if isinstance(item, dict):
                 loaded.append(parse_scenario(item, f"<inline {item.get('name', 'scenario')}>", codes))
             else:
-                loaded.extend(load_scenarios([item], codes))
-        return loaded
+                if item not in files:
+                    files[item] = load_scenarios([item], codes)
+                loaded.extend(files[item])
+        return limit_rules(loaded)
 

@@ -123,7 +123,7 @@ EXPECTED: dict[str, list[str]] = {
         "7: rules[0].respond.latency_ms: min (5) is greater than max (1)",
     ],
     "missing-name.yaml": [
-        "1: name: missing; expected a string",
+        "1: name: missing; expected a string of at most 256 characters",
     ],
     "missing-respond.yaml": [
         "4: rules[0].respond: missing; expected a response or a list of responses",

@@ -21,6 +21,7 @@ from mockpoeti.answers.chat_request import ChatRequest
 from mockpoeti.answers.generate import TextGenerator, canonical_json, count_tokens, derive_seed, json_text, language_of, tokenize
 from mockpoeti.answers.script import Respond
 from mockpoeti.answers.tool_choice import chosen_tools
+from mockpoeti.base.errors import ApiError
 
 if TYPE_CHECKING:
     from mockpoeti.answers.structured import Budget
@@ -269,9 +270,22 @@ def finish_text(
     return Choice(index, content, finish_reason, len(pieces))
 
 
+MAX_ANSWER_CHARS = 4 * 1024 * 1024  # of scripted content and tool-call arguments in one response, its `n` choices together
+MAX_LOGPROB_ENTRIES = 65_536  # logprobs entries of one response: tokens x (1 + top_logprobs), choices together
+
+
 def apply_script(completion: Completion, request: ChatRequest, respond: Respond, content: str | None) -> Completion:
     """A scenario's answer over the default one: its content (already rendered),
-    tool calls, finish_reason and usage; what it leaves out stays as generated."""
+    tool calls, finish_reason and usage; what it leaves out stays as generated.
+
+    Raises `invalid_request` for an answer past MAX_ANSWER_CHARS (`n` copies of a long
+    content) or whose logprobs pass MAX_LOGPROB_ENTRIES: made on the event loop, they are
+    bounded, and refused rather than served slowly (a 100k-token content with 20
+    top_logprobs was a 126 MB body, 8 s of the loop)."""
+    scripted = len(content or "") + sum(len(c.arguments) for c in respond.tool_calls)
+    if scripted * request.n > MAX_ANSWER_CHARS:
+        raise ApiError("invalid_request", f"The scripted answer is {scripted} characters; {request.n} choices of it (n) are "
+                                          f"more than the {MAX_ANSWER_CHARS} (MAX_ANSWER_CHARS) mockpoeti answers at once.")
     choices = completion.choices
     if respond.tool_calls:
         calls = tuple(
@@ -282,11 +296,16 @@ def apply_script(completion: Completion, request: ChatRequest, respond: Respond,
             Choice(i, content, respond.finish_reason or "tool_calls", call_tokens(calls), calls) for i in range(request.n)
         )
     elif content is not None:
-        choices = tuple(
-            finish_text(i, content, request.stop, request.max_tokens, respond.finish_reason or "stop") for i in range(request.n)
-        )
+        first = finish_text(0, content, request.stop, request.max_tokens, respond.finish_reason or "stop")
+        choices = (first, *(replace(first, index=i) for i in range(1, request.n)))  # the same text: cut once
     elif respond.finish_reason is not None:
         choices = tuple(replace(c, finish_reason=respond.finish_reason) for c in choices)
+    if completion.top_logprobs is not None:
+        entries = sum(c.completion_tokens for c in choices if c.content is not None) * (1 + completion.top_logprobs)
+        if entries > MAX_LOGPROB_ENTRIES:
+            raise ApiError("invalid_request", f"Invalid value for 'logprobs': the scripted answer needs {entries} logprobs "
+                                              f"entries, more than the {MAX_LOGPROB_ENTRIES} (MAX_LOGPROB_ENTRIES) mockpoeti "
+                                              "makes for one response; ask for fewer top_logprobs or choices.")
     prompt_tokens, completion_tokens = respond.usage or (None, None)
     return replace(
         completion,

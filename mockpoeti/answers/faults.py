@@ -14,6 +14,7 @@ from typing import NamedTuple
 from mockpoeti.answers.script import Fault
 
 SPLIT_PAUSE_S = 0.02  # between the halves of a split write, so they arrive as separate reads
+WRITE_BYTES = 256 * 1024  # an unpaced stream goes out in writes of about this: a long one is never all in memory
 
 
 class Step(NamedTuple):
@@ -84,8 +85,19 @@ def plan_stream(
 def _stream_steps(kinds, frames, offsets, done, fault, error_frame) -> Iterator[Step]:
     kind = fault.kind if fault else None
     content_count = kinds.count("content")
-    if kind is None and offsets is None:  # unpaced and whole: one write
-        yield from (Step("headers"), Step("write", b"".join(frames) + done, content=content_count), Step("eof"))
+    if kind is None and offsets is None:  # unpaced and whole: written in pieces of WRITE_BYTES (one, mostly)
+        yield Step("headers")
+        batch: list[bytes] = []
+        size = content = 0
+        for frame_kind, data in zip(kinds, frames, strict=False):
+            batch.append(data)
+            size += len(data)
+            content += frame_kind == "content"
+            if size >= WRITE_BYTES:
+                yield Step("write", b"".join(batch), content=content)
+                batch, size, content = [], 0, 0
+        batch.append(done)
+        yield from (Step("write", b"".join(batch), content=content), Step("eof"))
         return
     if kind == "reset":
         yield from (Step("pause", seconds=fault.after_ms / 1000), STRIKE, Step("abort"))

@@ -33,6 +33,7 @@ from typing import Any
 from rstr.xeger import Xeger
 
 from mockpoeti.base.errors import ApiError
+from mockpoeti.base.regexes import SchemaPattern, SlowPatternError
 
 # --- the bounds (per answer: the choices of one response share them) ----------
 MAX_ITEMS = 100  # elements of one array (and entries of one map): a larger minItems is refused
@@ -43,6 +44,7 @@ MAX_OUTPUT_BYTES = 65536  # JSON text of one answer
 MAX_PATTERN_LENGTH = 1000  # characters of one `pattern` (compiled patterns are cached: a bound keeps them small)
 MAX_PATTERN_STEPS = 2000  # regex states expanded for all the `pattern` strings of one answer
 PATTERN_DRAWS = 16  # seeded tries at a string that matches its pattern(s) and length bounds
+MAX_PATTERN_SECONDS = 0.05  # checking strings against patterns RE2 cannot run (lookarounds), per answer
 UNIQUE_DRAWS = 32  # tries at an array item that differs from the ones before it (uniqueItems)
 SOFT_DEPTH = 4  # from this depth on, optional parts are left out, so recursive schemas end
 
@@ -71,13 +73,14 @@ class Budget:
     """What one answer may still spend. Shared by the choices and tool calls of a
     response, each given its share, so a request's total work is bounded."""
 
-    __slots__ = ("bytes", "nodes", "steps")
+    __slots__ = ("bytes", "nodes", "seconds", "steps")
 
     def __init__(self, share: int = 1) -> None:
         share = max(1, share)
         self.nodes = MAX_NODES // share
         self.bytes = MAX_OUTPUT_BYTES // share
         self.steps = MAX_PATTERN_STEPS // share
+        self.seconds = MAX_PATTERN_SECONDS / share
 
 
 class _Dead(Exception):
@@ -259,7 +262,7 @@ class _Generator:
         if isinstance(value, str):
             high = _count(s, "maxLength", path, None)
             return _count(s, "minLength", path, 0) <= len(value) and (high is None or len(value) <= high) and all(
-                p.search(value) for p in _patterns(s, path)
+                self.matches(p, value, path) for p in _patterns(s, path)
             )
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             low, high = _bounds(s, path)
@@ -445,7 +448,9 @@ class _Generator:
         if not patterns and maker is None:
             return self.plain(name, low, high)
         def fits(text: str) -> bool:
-            return low <= len(text) <= (high if high is not None else MAX_STRING_LENGTH) and all(p.search(text) for p in patterns)
+            return low <= len(text) <= (high if high is not None else MAX_STRING_LENGTH) and all(
+                self.matches(p, text, path) for p in patterns
+            )
 
         for draw in range(PATTERN_DRAWS):
             text = maker(self) if maker is not None else self.xeger(patterns[0].pattern, path, low, high, draw)
@@ -476,6 +481,20 @@ class _Generator:
             if len(text.rstrip()) >= low:
                 text = text.rstrip()
         return text
+
+    def matches(self, pattern: SchemaPattern, text: str, path: str) -> bool:
+        """Does `text` match? RE2 is linear; a pattern only `regex` can run gets what is left of
+        the answer's MAX_PATTERN_SECONDS, for a text of at most MAX_BACKTRACKING_TEXT characters."""
+        try:
+            found, took = pattern.search(text, self.budget.seconds)
+        except SlowPatternError as e:
+            raise _Spent(
+                path + ".pattern",
+                f"{pattern.pattern!r} needs a backtracking engine (lookarounds or backreferences), and {e.reason} "
+                f"(MAX_PATTERN_SECONDS: {MAX_PATTERN_SECONDS * 1000:g} ms per answer)",
+            ) from None
+        self.budget.seconds -= took
+        return found
 
     def xeger(self, pattern: str, path: str, low: int, high: int | None, draw: int) -> str:
         """One draw from the pattern; open repeats (`*`, `+`, `{n,}`) are kept short,
@@ -640,6 +659,8 @@ class _BoundedXeger(Xeger):
             "atomic_group": lambda x: "".join(self._handle_state(i) for i in x),
             "possessive_repeat": lambda x: self._handle_repeat(*x),
         }
+        # RE2 checks the draws, and its `\s` leaves out the vertical tab that rstr's draws from
+        self._categories = {**self._categories, "category_space": lambda: " \t\n\r\x0c"}
 
     def build(self, parsed: Any) -> str:
         return self._build_string(parsed)
@@ -695,9 +716,12 @@ _NAMED_GROUP = re.compile(r"\(\?<(?=[A-Za-z_])")  # ECMA-262 `(?<name>` is Pytho
 
 
 @lru_cache(maxsize=256)
-def _compiled(pattern: str) -> re.Pattern | None:
+def _compiled(pattern: str) -> SchemaPattern | None:
+    """The pattern, if `re` can read it (xeger draws from `re`'s parse): RE2 runs it, or `regex`."""
+    python = _NAMED_GROUP.sub("(?P<", pattern)
     try:
-        return re.compile(_NAMED_GROUP.sub("(?P<", pattern))
+        re.compile(python)
+        return SchemaPattern(python)
     except (re.error, OverflowError, RecursionError):
         return None
 
@@ -709,7 +733,7 @@ def _parsed(pattern: str) -> Any:
     return sre_parse.parse(pattern)
 
 
-def _patterns(s: dict, path: str) -> list[re.Pattern]:
+def _patterns(s: dict, path: str) -> list[SchemaPattern]:
     out = []
     for where, pattern in (("pattern", s.get("pattern")), *(("allOf", p) for p in s.get("_patterns", ()))):
         if pattern is None:

@@ -27,7 +27,7 @@ from aiohttp import web
 
 from mockpoeti.base.endpoints import CHAT, OPENAPI
 from mockpoeti.base.errors import ApiError
-from mockpoeti.base.secrets import key_prefix
+from mockpoeti.base.secrets import key_prefix, mask_keys
 from mockpoeti.books.journal import JournalEntry
 from mockpoeti.books.ledger import Trace, clip
 from mockpoeti.books.meters import Meters
@@ -251,7 +251,7 @@ def trace_of(call: Call, status: int | None, latency_ms: int) -> Trace:
             model_id = body.get("model")
             if isinstance(model_id, str):
                 model = state.catalog.models.get(model_id)
-                trace.model = model_id if model is not None else clip(model_id)
+                trace.model = model_id if model is not None else mask_keys(clip(model_id))
                 trace.provider = model.owned_by if model is not None else None
             trace.stream = body.get("stream") is True
     completion = call.completion

@@ -23,6 +23,7 @@ from mockpoeti.books.journal import JOURNAL_ANSWER_BYTES
 from mockpoeti.http.call import Call, Delivery
 
 DONE = b"data: [DONE]\n\n"
+YIELD_AFTER_BYTES = 64 * 1024  # a write this large gives the loop to other clients before the next
 HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
     "Cache-Control": "no-cache",
@@ -92,6 +93,8 @@ async def perform(call: Call, response: web.StreamResponse, steps: Iterable[Step
                 sent.bytes_sent += len(data)
                 sent.chunks_sent += step.content
                 note_write(sent, data, step.content, (loop.time() - arrived) * 1000, step.at)
+                if len(data) >= YIELD_AFTER_BYTES:  # a fast reader never makes a write wait: let others in
+                    await asyncio.sleep(0)
             elif step.op == "pause":
                 await asyncio.sleep(step.seconds or 0)
             elif step.op == "hold":

@@ -6,7 +6,6 @@ only when there are files to read. What a rule answers is `answers.script`.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +22,7 @@ class Match:
     path: str | None = None
     model: str | None = None
     stream: bool | None = None
-    message: str | re.Pattern | None = None
+    message: Any = None  # a substring, or a compiled RE2 regex (`base.regexes`)
     headers: tuple[tuple[str, str], ...] = ()
     body: Any = None
     key: str | None = None

@@ -11,7 +11,7 @@ from mockpoeti.answers.completion import Completion, apply_script, build_complet
 from mockpoeti.answers.faults import plan_stream
 from mockpoeti.answers.generate import language_of
 from mockpoeti.answers.misbehaviour import misbehave
-from mockpoeti.answers.templating import render
+from mockpoeti.answers.templating import TemplateTooLargeError, render
 from mockpoeti.base.errors import ApiError
 from mockpoeti.base.secrets import mask_header, mask_param
 from mockpoeti.http.call import Call
@@ -68,4 +68,7 @@ def _scripted_content(call: Call, chat: ChatRequest) -> str | None:
         "key": {"id": key.id, "name": key.name} if key else None,
         "last": chat.last_by_role,  # {{ last.tool }}: the text of the last message of that role
     }
-    return render(content, context, faker)
+    try:
+        return render(content, context, faker)
+    except TemplateTooLargeError as e:
+        raise ApiError("invalid_request", f"The content scripted by {call.rule} {e}.") from None

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -135,8 +136,8 @@ async def session_options(call: Call) -> dict[str, Any]:
             options["clock"] = parse_time(body["clock"])
         except (TypeError, ValueError, OverflowError):
             raise invalid("clock", "an ISO 8601 time or Unix seconds between the years 1970 and 9899") from None
-    if body.get("scenario") is not None:
-        options["scenarios"] = load_scenario_items(body["scenario"], call.state)
+    if body.get("scenario") is not None:  # read in a worker thread, as PUT /__admin/scenarios/active reads them
+        options["scenarios"] = await asyncio.to_thread(load_scenario_items, body["scenario"], call.state)
     return options
 
 
@@ -152,14 +153,18 @@ def load_scenario_items(items: Any, state: State) -> list[Scenario]:
     codes = state.catalog.errors
     allowed = scenario_folders(state.settings) if any(isinstance(item, str) for item in items) else []
     loaded: list[Scenario] = []
+    files: dict[str, list[Scenario]] = {}  # a name given twice is read once
     try:
         for i, item in enumerate(items):
             if isinstance(item, str):
-                loaded.extend(loader.load_scenarios([_scenario_file(i, item, allowed, "scenario")], codes))
+                if item not in files:
+                    files[item] = loader.load_scenarios([_scenario_file(i, item, allowed, "scenario")], codes)
+                loaded.extend(files[item])
             elif isinstance(item, dict):
                 loaded.append(loader.parse_scenario(item, f"<scenario[{i}]>", codes))
             else:
                 raise invalid(f"scenario[{i}]", "a scenario name or path, or an inline scenario (an object)")
+        loader.limit_rules(loaded)
     except ConfigError as e:
         raise ApiError("invalid_request", "Invalid scenario: " + "; ".join(e.problems)) from None
     return loaded
