@@ -17,7 +17,7 @@ import time
 import traceback
 from pathlib import Path
 
-from . import memory, pacing, profiling, stages, startup, state_scale, streaming, throughput
+from . import memory, metrics, pacing, profiling, sessions, stages, startup, state_scale, streaming, throughput
 from .harness import Plan, Row, as_json, table
 
 SECTIONS = {
@@ -27,7 +27,9 @@ SECTIONS = {
     "startup": startup.run,
     "state": state_scale.run,
     "memory": memory.run,
+    "sessions": sessions.run,
     "profile": profiling.run,
+    "metrics": metrics.run,
     "stages": stages.run,
 }
 

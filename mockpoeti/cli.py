@@ -12,8 +12,8 @@ from collections.abc import Coroutine
 from typing import Any, NoReturn
 
 from mockpoeti import __version__
-
-MAX_KEYS_PER_ACCOUNT = 10_000
+from mockpoeti.base.settings import MAX_KEYS_PER_ACCOUNT, MAX_SESSIONS, Settings
+from mockpoeti.base.settings import setting_type as _setting
 
 
 class _Parser(argparse.ArgumentParser):
@@ -24,40 +24,50 @@ class _Parser(argparse.ArgumentParser):
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    return {"serve": _serve, "record": _record, "validate": _validate, "schema": _schema, "openapi": _openapi}[args.command](args)
+
+
+def make_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="mockpoeti", description="An offline test double of the poeti.ai API.")
     parser.add_argument("--version", action="version", version=f"mockpoeti {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     serve = commands.add_parser("serve", help="run the server until SIGINT/SIGTERM")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8080, help="port to bind; 0 picks a free one (default: 8080)")
-    serve.add_argument("--scenario", action="append", default=[], metavar="NAME_OR_FILE", help="activate a scenario (repeatable)")
-    serve.add_argument(
-        "--api-key", action="append", default=[], metavar="KEY", help="accept KEY for the default account (repeatable)"
-    )
-    serve.add_argument("--seed", type=int, help="make ids and generated text reproducible")
-    serve.add_argument("--clock", metavar="TIME", help="freeze the clock at TIME (ISO 8601 or Unix seconds)")
-    serve.add_argument("--fixtures", metavar="DIR", help="a folder whose YAML files replace the shipped fixtures")
+    serve.add_argument("--port", type=_setting("port"), default=8080, help="port to bind; 0 picks a free one (default: 8080)")
+    serve.add_argument("--scenario", type=_setting("scenarios"), action="append", default=[], metavar="NAME_OR_FILE",
+                       help="activate a scenario (repeatable)")
+    serve.add_argument("--api-key", type=_setting("api_keys"), action="append", default=[], metavar="KEY",
+                       help="accept KEY for the default account (repeatable)")
+    serve.add_argument("--seed", type=_setting("seed"), help="make ids and generated text reproducible")
+    serve.add_argument("--clock", type=_setting("clock"), metavar="TIME",
+                       help="freeze the clock at TIME (ISO 8601 or Unix seconds)")
+    serve.add_argument("--fixtures", type=_setting("fixtures"), metavar="DIR",
+                       help="a folder whose YAML files replace the shipped fixtures")
     serve.add_argument("--history", action="store_true", help="seed trace history from fixtures/history.yaml")
-    serve.add_argument("--admin-token", type=_token, metavar="TOKEN", help="require TOKEN (X-Admin-Token) on /__admin/")
-    serve.add_argument("--max-traces", type=_count, default=100_000, metavar="N", help="traces kept (default: 100000)")
-    serve.add_argument("--max-journal", type=_count, default=1_000, metavar="N", help="journal entries kept (default: 1000)")
-    serve.add_argument(
-        "--max-keys", type=_key_count, default=1_000, metavar="N",
-        help="API keys an account may have (default: 1000, at most 10000)",
-    )
-    serve.add_argument(
-        "--header-timeout", type=_seconds, default=15.0, metavar="SECONDS",
-        help="close a connection whose first request headers are not in by then (default: 15)",
-    )
-    serve.add_argument(
-        "--body-timeout", type=_seconds, default=30.0, metavar="SECONDS",
-        help="answer 408 to a request whose body is not in by then (default: 30)",
-    )
-    serve.add_argument(
-        "--keepalive-timeout", type=_seconds, default=75.0, metavar="SECONDS",
-        help="close an idle keep-alive connection after this (default: 75)",
-    )
+    serve.add_argument("--admin-token", type=_setting("admin_token"), metavar="TOKEN",
+                       help="require TOKEN (X-Admin-Token) on /__admin/")
+    # every default and bound is Settings' own (mockpoeti/base/settings.py): no copies here
+    defaults = Settings()
+    serve.add_argument("--max-traces", type=_setting("max_traces"), default=defaults.max_traces, metavar="N",
+                       help="traces kept (default: %(default)s)")
+    serve.add_argument("--max-journal", type=_setting("max_journal"), default=defaults.max_journal, metavar="N",
+                       help="journal entries kept (default: %(default)s)")
+    serve.add_argument("--max-keys", type=_setting("max_keys_per_account"), default=defaults.max_keys_per_account, metavar="N",
+                       help=f"API keys an account may have (default: %(default)s, at most {MAX_KEYS_PER_ACCOUNT})")
+    serve.add_argument("--header-timeout", type=_setting("header_timeout_s"), default=defaults.header_timeout_s,
+                       metavar="SECONDS", help="close a connection whose first request headers are not in by then "
+                       "(default: %(default)g)")
+    serve.add_argument("--body-timeout", type=_setting("body_timeout_s"), default=defaults.body_timeout_s, metavar="SECONDS",
+                       help="answer 408 to a request whose body is not in by then (default: %(default)g)")
+    serve.add_argument("--keepalive-timeout", type=_setting("keepalive_timeout_s"), default=defaults.keepalive_timeout_s,
+                       metavar="SECONDS", help="close an idle keep-alive connection after this (default: %(default)g)")
+    serve.add_argument("--max-sessions", type=_setting("max_sessions"), default=defaults.max_sessions, metavar="N",
+                       help=f"sessions (POST /__admin/sessions) alive at once; 0: none (default: %(default)s, "
+                       f"at most {MAX_SESSIONS})")
+    serve.add_argument("--session-ttl", type=_setting("session_ttl_s"), default=defaults.session_ttl_s, metavar="SECONDS",
+                       help="end a session unused this long (default: %(default)g)")
 
     validate = commands.add_parser("validate", help="check scenario files; one FILE:LINE: message per problem")
     validate.add_argument("targets", nargs="+", metavar="FILE_OR_DIR")
@@ -67,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     record.add_argument("--upstream", required=True, metavar="URL", help="the gateway to record, e.g. https://api.poeti.ai")
     record.add_argument("--out", required=True, metavar="FILE", help="the scenario file to write (every few seconds and on exit)")
     record.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    record.add_argument("--port", type=int, default=8080, help="port to bind; 0 picks a free one (default: 8080)")
+    record.add_argument("--port", type=_setting("port"), default=8080, help="port to bind; 0 picks a free one (default: 8080)")
     record.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS",
                         help="answer 504 when the upstream is silent this long (default: 600)")
     record.add_argument("--flush-seconds", type=float, default=2.0, metavar="SECONDS",
@@ -77,44 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("schema", help="print the scenario files' JSON Schema")
     commands.add_parser("openapi", help="print the OpenAPI 3.1 document of the served API")
 
-    args = parser.parse_args(argv)
-    return {"serve": _serve, "record": _record, "validate": _validate, "schema": _schema, "openapi": _openapi}[args.command](args)
-
-
-def _count(text: str) -> int:
-    """A bound: a whole number from 1 (0 would make every chat call fail, -1 crash the server)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 1 <= value <= 1_000_000_000:
-        raise argparse.ArgumentTypeError(f"{value} is out of range; expected 1 to 1000000000")
-    return value
-
-
-def _key_count(text: str) -> int:
-    """At most 10,000 keys an account: a full listing stays a few megabytes."""
-    value = _count(text)
-    if value > MAX_KEYS_PER_ACCOUNT:
-        raise argparse.ArgumentTypeError(f"{value} is out of range; expected 1 to {MAX_KEYS_PER_ACCOUNT}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0 < value <= 86_400:
-        raise argparse.ArgumentTypeError(f"{text} is out of range; expected more than 0 and at most 86400 seconds")
-    return value
-
-
-def _token(text: str) -> str:
-    """An empty admin token would silently guard nothing."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("the admin token must not be empty")
-    return text
+    return parser
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -197,9 +170,11 @@ def _serve(args: argparse.Namespace) -> int:
             header_timeout_s=args.header_timeout,
             keepalive_timeout_s=args.keepalive_timeout,
             body_timeout_s=args.body_timeout,
+            max_sessions=args.max_sessions,
+            session_ttl_s=args.session_ttl,
         )
-    except ValueError as e:
-        print(f"mockpoeti: --clock: {e}", file=sys.stderr)
+    except ValueError as e:  # the flags were checked as Settings checks them: not expected, but one line if so
+        print(f"mockpoeti: {e}", file=sys.stderr)
         return 2
     return run_until_stopped(_run(server), args.host, args.port)
 

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from mockpoeti.base.settings import parse_setting, setting_type
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("mockpoeti")
-    group.addoption("--poeti-seed", type=int, default=None, help="seed for the poeti fixture's server")
+    group.addoption("--poeti-seed", type=setting_type("seed"), default=None, help="seed for the poeti fixture's server")
     group.addoption("--poeti-clock", default=None, help="freeze the poeti fixture's clock at this time (ISO 8601)")
     group.addoption("--poeti-fixtures", default=None, help="folder replacing mockpoeti's fixtures/*.yaml")
     group.addoption("--poeti-scenario-dir", action="append", default=[], help="folder where poeti_scenario names are looked up")
@@ -31,17 +33,36 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    """A value the server would refuse stops the session at once, with the line `MockServer` would raise."""
+    _setting(config, "poeti_seed", "seed")
+    _setting(config, "poeti_clock", "clock")
     config.addinivalue_line("markers", "poeti_scenario(*names): activate mockpoeti scenarios (names or paths) for this test")
     config.addinivalue_line("markers", "poeti_strict: fail this test if a request was not answered by a stub or scenario rule")
+
+
+def _setting(config: pytest.Config, option: str, name: str) -> object:
+    """An option's value (the command line's, else the ini's) read and checked as Settings does; a bad
+    one is a usage error naming the option: `poeti_seed: 'abc' is not a whole number`."""
+    text = config.getoption(option)
+    if text is None or text == "":
+        text = config.getini(option)
+    if text is None or text == "":
+        return None
+    if not isinstance(text, str):
+        return text  # --poeti-seed: already read and checked by its type
+    try:
+        return parse_setting(name, text)
+    except ValueError as e:
+        raise pytest.UsageError(f"{option}: {e}") from None
 
 
 # --- configuration fixtures: override any of them in a conftest.py -------------------
 
 @pytest.fixture(scope="session")
 def poeti_seed(pytestconfig: pytest.Config) -> int | None:
-    option = pytestconfig.getoption("poeti_seed")
-    ini = pytestconfig.getini("poeti_seed")
-    return option if option is not None else (int(ini) if ini else None)
+    seed = _setting(pytestconfig, "poeti_seed", "seed")
+    assert seed is None or isinstance(seed, int)
+    return seed
 
 
 @pytest.fixture(scope="session")
@@ -88,12 +109,15 @@ def poeti_server(poeti_seed: int | None, poeti_fixtures_dir: str | None, poeti_s
 
 @pytest.fixture
 def poeti(request: pytest.FixtureRequest, poeti_server, poeti_seed, poeti_clock, poeti_scenario_dirs, poeti_strict):
-    """A running mockpoeti with fresh state: keys, traces, usage, journal, clock, RNG, no stubs."""
+    """A running mockpoeti with fresh state: keys, traces, usage, journal, clock, RNG, no stubs.
+    Sessions the test makes (`poeti.session()`, or over HTTP) end with it."""
     names = [name for marker in request.node.iter_markers("poeti_scenario") for name in marker.args]
     scenarios = [_locate(n, poeti_scenario_dirs) for n in names]
     poeti_server.reset(seed=poeti_seed, scenarios=scenarios, clock=poeti_clock)
     poeti_server.strict = poeti_strict or request.node.get_closest_marker("poeti_strict") is not None
+    before = poeti_server.session_ids
     yield poeti_server
+    poeti_server.end_sessions(keep=before)
 
 
 def _locate(name: str, folders: list[Path]) -> str:

@@ -165,6 +165,13 @@ class Served:
     def open_fds(self) -> int:
         return len(os.listdir(f"/proc/{self.pid}/fd"))
 
+    def cpu_s(self) -> float:
+        """CPU seconds the process has used (user + system): what its own work cost, however busy
+        the machine was (its wall-clock times are not)."""
+        with open(f"/proc/{self.pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
 
 def _status_field(pid: int, name: str) -> int:
     with open(f"/proc/{pid}/status") as status:

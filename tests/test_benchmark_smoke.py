@@ -29,7 +29,9 @@ MEASURES = {
     "state": ["usage", "stats", "list", "trace_bytes", "record", "scenario_load", "match_flat", "match_anywhere",
               "match_unanswered"],
     "memory": ["idle", "heavy", "growth_default", "growth_capped"],
+    "sessions": ["create", "create_python", "create_http", "idle_bytes", "idle_rss", "cost", "rps"],
     "profile": ["total", "loop", "aiohttp", "own"],
+    "metrics": ["count", "share", "cpu"],
 }
 
 

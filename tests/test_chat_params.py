@@ -85,3 +85,20 @@ def test_unknown_top_level_fields_pass_and_are_listed_in_the_journal(client, poe
 
     assert completion.choices[0].message.content
     assert poeti.requests[-1]["unknown_fields"] == ["max_token", "provider", "top_k"]
+
+
+@pytest.mark.parametrize(("asked", "served"), [("auto", "default"), ("default", "default"), ("flex", "flex"),
+                                               ("priority", "priority")])
+def test_service_tier_is_echoed_as_the_tier_that_served_the_call(client, asked, served):
+    reply = client.chat.completions.create(model="gpt-4o", messages=QUESTION, service_tier=asked)
+    chunks = list(client.chat.completions.create(model="gpt-4o", messages=QUESTION, service_tier=asked, stream=True))
+
+    assert reply.service_tier == served
+    assert {chunk.service_tier for chunk in chunks} == {served}
+
+
+def test_without_a_service_tier_the_answer_names_none(client, http):
+    raw = http.post("/v1/chat/completions", json={"model": "gpt-4o", "messages": QUESTION}).json()
+
+    assert "service_tier" not in raw
+    assert client.chat.completions.create(model="gpt-4o", messages=QUESTION).service_tier is None

@@ -1,9 +1,12 @@
 """LangChain's standard integration suite for chat models (`langchain-tests`), run
 with `ChatOpenAI` against the `poeti` fixture's server.
 
-Every test that needs no judgement from a model passes. The few that do are
-strict-xfailed below, each with its reason: mockpoeti answers with seeded,
-schema-valid values and never reads a test's prompt for the answer it wants.
+Every test that needs no judgement from a model passes, and so do the tool-call
+tests whose arguments are in the prompt ("What is the value of
+magic_function(3)?" calls `magic_function(input=3)`; a customer named '你好啊集团'
+is called so): arguments take the prompt's numbers, quoted text and names where
+they fit the schema. The one that needs judgement is strict-xfailed below, with
+its reason.
 The multimodal tests stay skipped (their switches are off): each downloads its
 image, PDF or audio from the internet first.
 """
@@ -73,15 +76,6 @@ class TestChatOpenAIAgainstPoeti(ChatModelIntegrationTests):
     @property
     def supports_json_mode(self) -> bool:
         return True
-
-    @needs_judgement("'What is 3 ^ 3?' must become magic_function(input=3): arguments are drawn from the schema")
-    def test_tool_calling(self): ...
-
-    @needs_judgement("'What is 3 ^ 3?' must become magic_function(input=3): arguments are drawn from the schema")
-    def test_tool_calling_async(self): ...
-
-    @needs_judgement("the arguments must copy '你好' from the prompt: arguments are drawn from the schema")
-    def test_unicode_tool_call_integration(self): ...
 
     @needs_judgement("json_object mode has no schema: the keys 'setup' and 'punchline' are named only in the prompt's prose")
     def test_json_mode(self): ...

@@ -68,6 +68,9 @@ def fuzz(server: MockServer, operation, mode: GenerationMode, seen: dict[int, in
     return sent
 
 
+# Documented, but never ending by itself: a fuzzer would wait for ever (tests/test_ui.py drives it).
+ENDLESS = {"/__admin/requests/stream"}
+
 # Each mode a test of its own (xdist runs them side by side); the status each must see at least once.
 MODES = {GenerationMode.POSITIVE: 200, GenerationMode.NEGATIVE: 400}
 
@@ -78,7 +81,7 @@ def test_every_operation_answers_as_documented(server, mode):
     with new pytest releases): every operation, with valid or with invalid data."""
     api = schemathesis.openapi.from_url(server.url + "/openapi.json")
     seen: dict[int, int] = {}
-    operations = [result.ok() for result in api.get_all_operations()]
+    operations = [result.ok() for result in api.get_all_operations() if result.ok().path not in ENDLESS]
     for operation in operations:
         fuzz(server, operation, mode, seen)
     server.check_errors()  # no bug of ours was hit

@@ -6,17 +6,21 @@ The suite itself imports the checkout (editable install), so this is the one tes
 that sees what a user's `pip install mockpoeti` gets.
 
 How: `pip wheel` (the build backend, hatchling, comes from the package index in
-pip's isolated build environment, as for any user), then a venv made with
-`--system-site-packages` and the wheel installed into it with `--no-deps`. The
-dependencies are the ones already installed here: a clean venv would fetch
-aiohttp, Faker and the rest from the index on every run (9 to 13 s measured,
-against ~1 s), and what it would prove, that the wheel declares its dependencies,
-is checked below from the wheel's own METADATA. The checkout's editable install
-is visible in such a venv too (its .pth puts the checkout on sys.path, last), so
-every check asserts that what ran was imported from the venv.
+pip's isolated build environment, as for any user), then a venv that inherits
+nothing (no `--system-site-packages`) and the wheel installed into it with
+`--no-deps`. Its dependencies are the ones this interpreter runs with: a `.pth`
+file in the venv names this interpreter's own site-packages folders (`site`,
+`sysconfig`), so it works the same whether the suite runs in a venv (the README's
+way) or in a system interpreter. A clean venv would fetch aiohttp, Faker and the
+rest from the index on every run (9 to 13 s measured, against ~1 s), and what it
+would prove, that the wheel declares its dependencies, is checked below from the
+wheel's own METADATA. Those folders may hold the checkout's editable install too;
+a `.pth` line adds a folder without running the `.pth` files in it, so the
+editable hook stays off, and every check asserts that what ran was imported from
+the venv.
 
 The sdist carries mockpoeti/, fixtures/, scenarios/, tests/, README.md and
-pyproject.toml, and the suite runs from an unpacked sdist: the two tests that
+pyproject.toml, and the suite runs from an unpacked sdist: the tests that
 need a checkout skip there (test_benchmark_smoke.py needs benchmarks/,
 test_readme.py's CI check needs .ci/run).
 """
@@ -24,10 +28,13 @@ test_readme.py's CI check needs .ci/run).
 from __future__ import annotations
 
 import email
+import json
 import os
 import re
+import site
 import subprocess
 import sys
+import sysconfig
 import tomllib
 import venv
 import zipfile
@@ -64,12 +71,26 @@ def wheel(tmp_path_factory) -> Path:
     return built
 
 
+def running_site_folders() -> list[str]:
+    """Where this interpreter's packages are: its site-packages (a venv's, or the system's), the
+    user's when it reads them, sysconfig's purelib and platlib, and PYTHONPATH (which clean_env
+    takes from the children), but never the checkout itself (a venv inside it, as the README's
+    `.venv`, is fine: its site-packages holds no mockpoeti source)."""
+    folders = [*site.getsitepackages(), *([site.getusersitepackages()] if site.ENABLE_USER_SITE else [])]
+    folders += [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
+    folders += os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    return [f for f in dict.fromkeys(folders) if f and os.path.isdir(f) and Path(f).resolve() not in (ROOT, ROOT / "tests")]
+
+
 @pytest.fixture(scope="module")
 def installed(wheel, tmp_path_factory) -> Path:
-    """A venv holding the wheel (dependencies: this interpreter's); its bin/ folder."""
+    """A venv holding the wheel (dependencies: this interpreter's, through a .pth); its bin/ folder."""
     home = tmp_path_factory.mktemp("venv")
-    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(home)
+    venv.EnvBuilder(system_site_packages=False, with_pip=False).create(home)
     python = home / "bin" / "python"
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, timeout=RUN_TIMEOUT_S, env=clean_env(), check=True).stdout.strip()
+    Path(purelib, "_running_interpreter.pth").write_text("\n".join(running_site_folders()) + "\n", encoding="utf-8")
     done = subprocess.run(
         [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-deps", "--force-reinstall",
          "--no-index", str(wheel)],
@@ -96,6 +117,30 @@ def test_the_wheel_carries_fixtures_scenarios_the_plugin_and_its_dependencies(wh
     wanted = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
     unconditional = sorted(d.replace(" ", "") for d in declared if "extra ==" not in d)
     assert unconditional == sorted(d.replace(" ", "") for d in wanted)
+
+
+WHERE_FROM = """
+import json, sys
+import aiohttp, mockpoeti, mockpoeti.server
+from mockpoeti.base.catalog import shipped_dir
+print(json.dumps({"mockpoeti": [mockpoeti.__file__, mockpoeti.server.__file__], "aiohttp": aiohttp.__file__,
+                  "fixtures": str(shipped_dir("fixtures")), "scenarios": str(shipped_dir("scenarios")), "path": sys.path,
+                  "venv": sys.prefix != sys.base_prefix}))
+"""
+
+
+def test_the_venv_imports_mockpoeti_from_the_wheel_and_only_its_dependencies_from_here(installed, tmp_path):
+    home = installed.parent
+    done = subprocess.run([str(installed / "python"), "-c", WHERE_FROM], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=RUN_TIMEOUT_S, env=clean_env(), check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    where = json.loads(done.stdout)
+
+    assert where["venv"] and all(Path(f).is_relative_to(home) for f in where["mockpoeti"]), where["mockpoeti"]
+    assert Path(where["fixtures"]).is_relative_to(home) and Path(where["scenarios"]).is_relative_to(home)
+    assert not Path(where["aiohttp"]).is_relative_to(home)  # a dependency: this interpreter's, through the .pth
+    assert any(Path(where["aiohttp"]).is_relative_to(folder) for folder in running_site_folders())
+    assert str(ROOT) not in where["path"]  # the checkout's editable hook did not run
 
 
 def test_the_installed_script_serves_a_shipped_scenario_from_outside_the_checkout(installed, tmp_path):

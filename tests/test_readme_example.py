@@ -1,4 +1,4 @@
-"""The README's example test file, run as it is (test_readme.py checks the README quotes it)."""
+"""The README's example test file, run as it is here and from an empty folder (test_readme.py)."""
 
 import openai
 import pytest
@@ -30,6 +30,7 @@ def test_switching_scenarios_mid_test(poeti):
     assert refused.value.status_code == 402
 
 
+@pytest.mark.asyncio  # pytest-asyncio runs it (or leave the marker out and set asyncio_mode = "auto")
 async def test_async_clients_work_too(poeti):
     client = openai.AsyncOpenAI(base_url=poeti.base_url, api_key=poeti.api_key)
     stream = await client.chat.completions.create(

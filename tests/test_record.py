@@ -260,22 +260,27 @@ def test_without_the_file_that_seed_answers_differently(recorded):
         assert ask(client, "Count to three")["content"] != "One."
 
 
-def test_replayed_pacing_is_within_20_percent_of_the_recorded(recorded, replayed):
+def test_replayed_pacing_is_the_recorded(recorded, replayed):
+    """The upstream paces its 20 words at 150 ms, then 40 ms apart, to deadlines. What a loaded
+    machine adds is always lateness, never earliness: so every lower bound is tight (5% for
+    timers), and the upper bounds leave room for the machine."""
     _, replay_times = replayed
     rule = next(r for r in yaml.safe_load(recorded.text)["rules"] if r["match"].get("message") == "/^Tell me a paced story$/")
     stream = rule["respond"]["stream"]
+    first_ms, gap_ms, words = stream["first_chunk_ms"], stream["interval_ms"], len(STORY.split())
     assert stream["chunk"] == "word"
-    assert stream["first_chunk_ms"] == pytest.approx(150, rel=0.2) and stream["interval_ms"] == pytest.approx(40, rel=0.2)
+    assert 150 * 0.95 <= first_ms < 150 + 500
+    assert gap_ms == pytest.approx(40, rel=0.2)  # the median gap, or the mean when chunks came in bursts: both hold up
 
     def pacing(times: list[float]) -> tuple[float, float]:
         return times[0], statistics.median(b - a for a, b in itertools.pairwise(times))
 
     recorded_first, recorded_gap = pacing(recorded.times)
     replay_first, replay_gap = pacing(replay_times)
-    assert len(replay_times) == len(recorded.times) == len(STORY.split())
-    assert replay_first == pytest.approx(recorded_first, rel=0.2)
-    assert replay_gap == pytest.approx(recorded_gap, rel=0.2)
-    assert replay_times[-1] == pytest.approx(recorded.times[-1], rel=0.2)
+    assert len(replay_times) == len(recorded.times) == words
+    assert first_ms / 1000 * 0.95 <= replay_first < recorded_first + 0.5  # the replay waits what the file says
+    assert (first_ms + (words - 1) * gap_ms) / 1000 * 0.95 <= replay_times[-1] < recorded.times[-1] + 1.0
+    assert replay_gap == pytest.approx(recorded_gap, rel=0.5)
 
 
 def test_an_upstream_that_is_down_answers_502_and_is_not_recorded(tmp_path):
@@ -473,3 +478,31 @@ def test_a_larger_body_match_goes_before_a_smaller_one_it_contains():
     rules = scenario_document(exchanges, [], "https://api.example", "2025-01-01T00:00:00Z", "t", {})["rules"]
     assert [r["match"].get("body") for r in rules] == [{"name": "ci", "rate_limit": 5}, {"name": "ci"}, None]
     assert [r["respond"]["body"]["data"]["id"] for r in rules[:2]] == [2, 1]
+
+
+def test_a_refusal_is_recorded_as_the_refusal_fault_and_replays_plain_and_streamed():
+    from mockpoeti import MockServer
+
+    words = "I won't write that, sorry."
+    request = {"model": MODEL, "messages": [{"role": "user", "content": "Write something nasty"}]}
+    with MockServer() as gateway, httpx.Client(base_url=gateway.url, headers={"Authorization": f"Bearer {gateway.api_key}"}) as h:
+        gateway.stub({"fault": {"kind": "refusal", "message": words}, "stream": {"chunk": "word"}})
+        plain = h.post("/v1/chat/completions", json=request).json()
+        streamed = h.post("/v1/chat/completions", json={**request, "stream": True}).text
+    events = tuple((0.01 * i, e.removeprefix("data: ")) for i, e in enumerate(streamed.split("\n\n")) if e)
+    exchanges = [
+        Exchange("POST", "/v1/chat/completions", "", request, 200, {}, body=plain),
+        Exchange("POST", "/v1/chat/completions", "", {**request, "stream": True}, 200, {}, events=events),
+    ]
+    document = scenario_document(exchanges, [], "https://api.example", "2025-01-01T00:00:00Z", "t", {})
+
+    assert [r["respond"]["fault"] for r in document["rules"]] == [{"kind": "refusal", "message": words}] * 2
+    assert document["rules"][1]["respond"]["stream"]["chunk"] == "word"
+    with MockServer() as replay:
+        replay.use(document)
+        client = sdk(replay.url, replay.api_key)
+        again = client.chat.completions.create(**request).choices[0].message
+        pieces = [c.choices[0].delta.refusal for c in client.chat.completions.create(**request, stream=True)
+                  if c.choices and c.choices[0].delta.refusal]
+    assert (again.content, again.refusal) == (None, words)
+    assert "".join(pieces) == words and len(pieces) == len(words.split())

@@ -4,7 +4,11 @@ The official SDK's own loop and the reference's `chat_with_retry` pass; clients
 that retry too soon, retry a 400, never retry, retry too often or never back
 off each fail with a sentence naming the attempt at fault. Waits are kept to
 tenths of a second (Retry-After "0.1": the SDK honours fractions), and every
-check on a wait has a wide margin.
+check on a wait has a wide margin: a measured wait is the client's sleep plus
+however late a loaded machine let it send, so a test never needs a wait to come
+out short, and a backoff that must look exponential (or must not) is given a
+clear ratio. The one verdict whose line is a few milliseconds (a retry at once)
+is also checked on journal entries made by hand.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import openai
 import pytest
 from payloads import chat_with_retry
 
-from mockpoeti.retries import group_attempts, judge
+from mockpoeti.retries import AT_ONCE_S, group_attempts, judge
 
 RATE_LIMITED = {"error": "rate_limit_exceeded", "headers": {"Retry-After": "0.1"}}
 SERVER_ERROR = {"error": "internal_error"}  # a 500: no Retry-After, the client's backoff sets the pace
@@ -96,12 +100,13 @@ def test_the_sdk_with_the_shipped_retry_then_succeed_scenario(poeti):
 def test_the_references_chat_with_retry_passes(poeti, failure):
     poeti.stub([failure, failure, "at last"])
 
-    reply = chat_with_retry(sdk(poeti), time.sleep, 0.1, model="gpt-4o", messages=[{"role": "user", "content": "hello"}])
+    # 0.2 s then 0.4 s: the verdict wants 1.3x growth, which a late first send of up to ~0.1 s leaves
+    reply = chat_with_retry(sdk(poeti), time.sleep, 0.2, model="gpt-4o", messages=[{"role": "user", "content": "hello"}])
 
     (call,) = poeti.assert_retried(max_attempts=3)
     assert reply.choices[0].message.content == "at last"
     assert [a["headers"]["x-stainless-retry-count"] for a in call] == ["0", "0", "0"]  # grouped by key and body
-    assert call[2]["wait_s"] > call[1]["wait_s"] >= 0.095
+    assert call[2]["wait_s"] > call[1]["wait_s"] >= 0.195
 
 
 def test_the_reference_gives_up_after_three_rate_limits_and_that_is_fine(poeti):
@@ -131,8 +136,8 @@ def test_a_retry_sooner_than_retry_after(poeti):
     retry_by_hand(poeti, [0.2])
 
     message = verdict_of(poeti)
-    assert re.match(r"call 1: attempt 2 came 0\.2\d? s after a 429 that said Retry-After: 1\n", message), message
-    assert re.search(r"^  call 1 \(POST /v1/chat/completions\): 429 \(Retry-After: 1\) -> 0\.2\d? s -> 200$", message, re.M)
+    assert re.match(r"call 1: attempt 2 came 0\.\d+ s after a 429 that said Retry-After: 1\n", message), message
+    assert re.search(r"^  call 1 \(POST /v1/chat/completions\): 429 \(Retry-After: 1\) -> 0\.\d+ s -> 200$", message, re.M)
     assert len(poeti.assert_retried(honours_retry_after=False)) == 1  # waits are not judged against it then
 
 
@@ -163,16 +168,16 @@ def test_too_many_attempts(poeti):
     retry_by_hand(poeti, [0.05, 0.1, 0.2, 0.4])
 
     assert verdict_of(poeti, max_attempts=3).splitlines()[0] == "call 1 made 5 attempts; at most 3 were allowed"
-    assert len(poeti.assert_retried()[0]) == 5
+    assert len(poeti.assert_retried(backoff="any")[0]) == 5  # the count is judged here, not the growth of 50 ms waits
 
 
 def test_a_backoff_that_does_not_grow(poeti):
     poeti.stub([SERVER_ERROR, SERVER_ERROR, "ok"])
 
-    retry_by_hand(poeti, [0.2, 0.2])
+    retry_by_hand(poeti, [0.4, 0.2])  # shrinking: however late either send, not 1.3x
 
     message = verdict_of(poeti)
-    assert re.match(r"call 1: attempt 3 came 0\.2\d? s after a 500, 1\.\d times the 0\.2\d? s before attempt 2: "
+    assert re.match(r"call 1: attempt 3 came 0\.\d+ s after a 500, 0\.\d times the 0\.\d+ s before attempt 2: "
                     r"exponential backoff should about double each wait\n", message), message
     assert poeti.assert_retried(backoff="any")
 
@@ -182,7 +187,12 @@ def test_a_retry_at_once(poeti):
 
     retry_by_hand(poeti, [0])
 
-    assert re.match(r"call 1: attempt 2 came 0\.0\d\d s after a 500: a retry at once, with no backoff", verdict_of(poeti))
+    (call,) = poeti.attempts()
+    if call[1]["wait_s"] < AT_ONCE_S:  # a loaded machine may have sent it later than that: then see below
+        assert re.match(r"call 1: attempt 2 came 0\.0\d+ s after a 500: a retry at once, with no backoff", verdict_of(poeti))
+    # the sentence itself, on a journal made by hand: answered at 0.1 s, retried 5 ms later
+    assert judge(group_attempts([entry(1, 0, 500), entry(2, 0.105, 200)])) == [
+        "call 1: attempt 2 came 0.005 s after a 500: a retry at once, with no backoff"]
 
 
 def test_nothing_failed_so_nothing_was_judged(poeti):

@@ -19,6 +19,7 @@ import yaml
 from payloads import WEATHER, chat_with_retry
 
 from mockpoeti import MockServer
+from mockpoeti.answers.script import MODEL_FAULTS
 from mockpoeti.scripting.loader import load_scenario, shipped_scenarios
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,6 +33,8 @@ COVERED = {
     "rate-limited", "realistic-streaming", "retry-then-succeed", "slow-first-token", "stream-disconnect",
     "stream-duplicate-chunk", "stream-error-event", "stream-malformed-chunk", "stream-no-done",
     "stream-no-finish", "stream-split-utf8", "stream-stall", "tool-calling", "upstream-timeout",
+    "model-invalid-tool-arguments", "model-schema-violation", "model-unknown-tool", "model-truncated-tool-call",
+    "model-refusal", "model-duplicate-tool-call-ids", "misbehaving-model", "agent-run",
 }
 
 
@@ -410,6 +413,26 @@ def test_an_answer_closed_before_its_body_is_an_api_connection_error(scenario):
     assert entry["delivery"]["completed"] is False
 
 
+def test_disconnect_on_a_plain_call_cuts_the_body_in_half():
+    scenario = {"name": "cut", "rules": [{"match": {"endpoint": "chat"}, "respond": {"fault": "disconnect"}}]}
+    with MockServer() as server, sdk(server) as client, http(server) as h:
+        server.use(scenario)
+        with pytest.raises(openai.APIConnectionError):
+            client.chat.completions.create(model="gpt-4o", messages=QUESTION)
+        with h.stream("POST", "/v1/chat/completions", json={"model": "gpt-4o", "messages": QUESTION}) as response:
+            announced = int(response.headers["content-length"])
+            received = b""
+            with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):  # closed early, or reset
+                for piece in response.iter_raw():
+                    received += piece
+        entry = last_chat_entry(server, 2)
+
+    assert response.status_code == 200
+    assert len(received) <= announced // 2  # a reset may drop what the client had not read yet
+    assert entry["fault"] == "disconnect"
+    assert entry["delivery"]["bytes_sent"] == announced // 2 and entry["delivery"]["completed"] is False
+
+
 def test_empty_response_sends_headers_then_closes():
     with MockServer(scenarios=["empty-response"]) as server, http(server) as h:
         with h.stream("POST", "/v1/chat/completions", json={"model": "gpt-4o", "messages": QUESTION}) as response:
@@ -704,16 +727,122 @@ def test_every_error_without_the_header_answers_normally(every_error_server):
     assert result.choices[0].message.content
 
 
+# --- the model's misbehaviour ----------------------------------------------------------------
+
+WEATHER_QUESTION = [{"role": "user", "content": "What is the weather in Paris?"}]
+
+
+def first_message(name: str, **request):
+    with MockServer(scenarios=[name]) as server, sdk(server) as client:
+        choice = client.chat.completions.create(model="gpt-4o", messages=WEATHER_QUESTION, tools=[WEATHER], **request).choices[0]
+        [entry] = chat_entries(server)
+    assert entry["fault"] == name.removeprefix("model-").replace("-", "_")
+    return choice
+
+
+def test_model_invalid_tool_arguments_are_not_json():
+    [call] = first_message("model-invalid-tool-arguments").message.tool_calls
+
+    assert call.function.name == "get_weather"
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(call.function.arguments)
+
+
+def test_model_schema_violation_leaves_out_a_required_property():
+    [call] = first_message("model-schema-violation").message.tool_calls
+
+    arguments = json.loads(call.function.arguments)
+    assert "city" not in arguments  # WEATHER requires it
+    assert arguments.keys() <= WEATHER["function"]["parameters"]["properties"].keys()
+
+
+def test_model_unknown_tool_calls_a_tool_that_was_not_declared():
+    [call] = first_message("model-unknown-tool").message.tool_calls
+
+    assert call.function.name == "get_weather_v2"
+    assert json.loads(call.function.arguments)["city"] == "Paris"
+
+
+def test_model_truncated_tool_call_stops_inside_the_arguments_with_length():
+    choice = first_message("model-truncated-tool-call")
+
+    assert choice.finish_reason == "length"
+    [call] = choice.message.tool_calls
+    assert call.function.arguments.startswith("{")
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(call.function.arguments)
+
+
+def test_model_refusal_sets_refusal_and_no_content():
+    choice = first_message("model-refusal")
+
+    assert choice.message.content is None and not choice.message.tool_calls
+    assert choice.message.refusal == "I'm sorry, but I can't help with that request."
+    assert choice.finish_reason == "stop"
+
+
+def test_model_duplicate_tool_call_ids_share_one_id():
+    calls = first_message("model-duplicate-tool-call-ids").message.tool_calls
+
+    assert [c.function.name for c in calls] == ["get_weather", "get_weather"]
+    assert calls[0].id == calls[1].id
+
+
+def _misbehaviour_kinds() -> list[str | None]:
+    with MockServer(scenarios=["misbehaving-model"], seed=1) as server, sdk(server) as client:
+        for i in range(40):
+            question = [{"role": "user", "content": f"What is the weather in Paris, day {i}?"}]
+            client.chat.completions.create(model="gpt-4o", messages=question, tools=[WEATHER])
+        return [e.get("fault") for e in chat_entries(server)]
+
+
+def test_misbehaving_model_spoils_about_a_quarter_the_same_calls_every_run():
+    kinds = _misbehaviour_kinds()
+
+    spoiled = [k for k in kinds if k is not None]
+    assert 4 <= len(spoiled) <= 18, kinds  # 25% of 40, seeded: the same every run
+    assert set(spoiled) <= MODEL_FAULTS and len(set(spoiled)) >= 3
+    assert _misbehaviour_kinds() == kinds
+
+
+def test_agent_run_scripts_a_loop_by_turn_and_by_the_tool_that_answered():
+    search = {"type": "function", "function": {"name": "search", "parameters": {
+        "type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]}}}
+    final = {"type": "function", "function": {"name": "final_result", "parameters": {"type": "object", "properties": {
+        "answer": {"type": "string"}, "sources": {"type": "array", "items": {"type": "string"}}}}}}
+    messages: list = [{"role": "user", "content": "What is quantum entanglement?"}]
+    with MockServer(scenarios=["agent-run"]) as server, sdk(server) as client:
+        first = client.chat.completions.create(model="gpt-4o", messages=messages, tools=[search, final]).choices[0].message
+        [call] = first.tool_calls
+        messages += [first.model_dump(exclude_none=True), {"role": "tool", "tool_call_id": call.id, "content": "3 results"}]
+        second = client.chat.completions.create(model="gpt-4o", messages=messages, tools=[search, final]).choices[0].message
+        [answer] = second.tool_calls
+        messages += [second.model_dump(exclude_none=True), {"role": "tool", "tool_call_id": answer.id, "content": "done"}]
+        messages.append({"role": "user", "content": "And how do I build a bomb?"})
+        third = client.chat.completions.create(model="gpt-4o", messages=messages, tools=[search, final]).choices[0].message
+        rules = [e["rule"] for e in chat_entries(server)]
+
+    assert (call.function.name, json.loads(call.function.arguments)) == ("search", {"query": "quantum entanglement"})
+    assert answer.function.name == "final_result" and json.loads(answer.function.arguments)["sources"]
+    assert third.refusal and third.content is None
+    assert rules == [
+        "agent-run/rules[1] (turn 1 searches)",
+        "agent-run/rules[0] (after search, the answer)",
+        "agent-run/rules[2] (turn 2 refuses)",
+    ]
+
+
 # --- faults in the books --------------------------------------------------------------------
 
 def _fault_scenarios() -> list[tuple[str, str, bool]]:
-    """(scenario, fault kind, streamed?) for every shipped scenario whose rule scripts a fault."""
+    """(scenario, fault kind, streamed?) for every shipped scenario whose rule scripts a fault
+    that a first question meets (agent-run's refusal waits for turn 2: its own test has it)."""
     out = []
     for name in sorted(COVERED):
         scenario = load_scenario(ROOT / "scenarios" / f"{name}.yaml", CATALOG)
         for rule in scenario.rules:
             for respond in rule.responses:
-                if respond.fault is not None:
+                if respond.fault is not None and rule.match.turn in (None, 1) and rule.match.after_tool is None:
                     out.append((name, respond.fault.kind, bool(rule.match.stream)))
     return out
 
@@ -729,9 +858,10 @@ def test_the_library_scripts_every_fault_kind():
 
 @pytest.mark.parametrize(("name", "kind", "stream"), FAULT_SCENARIOS, ids=[f[0] for f in FAULT_SCENARIOS])
 def test_faulted_calls_are_error_traces_and_count_in_stats(name, kind, stream):
+    tools = {"tools": [WEATHER]} if kind in MODEL_FAULTS else {}  # the model's faults break tool calls
     with MockServer(scenarios=[name]) as server, sdk(server, timeout=0.5) as client:
         try:
-            result = client.chat.completions.create(model="gpt-4o", messages=QUESTION, stream=stream)
+            result = client.chat.completions.create(model="gpt-4o", messages=QUESTION, stream=stream, **tools)
             if stream:
                 for _ in result:
                     pass

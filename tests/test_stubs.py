@@ -332,7 +332,6 @@ def test_stubs_in_real_test_files_under_xdist(pytester: pytest.Pytester):
     result = pytester.runpytest_subprocess(*PYTEST_OPTIONS, "-n", "2", timeout=180)
 
     result.assert_outcomes(passed=7, failed=2)
-    result.stdout.fnmatch_lines([
-        "*ValueError: match.modle: unknown key; did you mean 'model'?*",
-        "*AssertionError: call 1 gave up after a 503 without retrying*",
-    ])
+    # each failure on its own: xdist reports the two workers' failures in either order
+    result.stdout.fnmatch_lines(["*ValueError: match.modle: unknown key; did you mean 'model'?*"])
+    result.stdout.fnmatch_lines(["*AssertionError: call 1 gave up after a 503 without retrying*"])

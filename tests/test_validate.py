@@ -25,19 +25,20 @@ TIMEOUT = 30
 
 FAULT_KINDS = (
     "reset, empty, malformed, hang, stall, drip, disconnect, malformed_chunk, error_event, "
-    "no_done, no_finish, split_utf8, duplicate_chunk"
+    "no_done, no_finish, split_utf8, duplicate_chunk, invalid_tool_arguments, schema_violation, unknown_tool, "
+    "truncated_tool_call, refusal, duplicate_tool_call_ids"
 )
 ERROR_CODES = (
     "budget_exceeded, content_policy_violation, context_length_exceeded, internal_error, invalid_api_key, "
     "invalid_request, key_limit_exceeded, method_not_allowed, model_not_found, not_found, payload_too_large, permission_denied, "
-    "rate_limit_exceeded, request_timeout, service_unavailable, upstream_error, upstream_timeout"
+    "rate_limit_exceeded, request_timeout, service_unavailable, session_limit_exceeded, upstream_error, upstream_timeout"
 )
 FAKER_PROVIDERS = (
     "name, first_name, last_name, user_name, email, phone_number, company, job, city, country, address, "
     "street_address, url, word, sentence, paragraph, text, date, time, iso8601, uuid4, color_name, "
     "catch_phrase, random_int, pyfloat"
 )
-MATCH_KEYS = "endpoint, method, path, model, stream, message, headers, body, key, last_role, tools"
+MATCH_KEYS = "endpoint, method, path, model, stream, message, headers, body, key, last_role, tools, turn, after_tool"
 
 # file -> the exact lines `mockpoeti validate FILE` prints (FILE is tests/scenarios_broken/<file>)
 EXPECTED: dict[str, list[str]] = {
@@ -62,6 +63,11 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "unknown-match-key.yaml": [
         f"5: rules[0].match.endpont: unknown key; did you mean 'endpoint'? expected one of {MATCH_KEYS}",
+    ],
+    "conversation-keys.yaml": [
+        "5: rules[0].match.turn: 0 is out of range; expected an integer from 1 to 100000",
+        f"8: rules[1].match.after_tools: unknown key; did you mean 'after_tool'? expected one of {MATCH_KEYS}",
+        "13: rules[2].respond.fault.after_chunks: not a parameter of fault 'refusal'; expected one of message",
     ],
     "wrong-types.yaml": [
         "5: rules[0].match.stream: 'yes' is not true or false",
@@ -117,7 +123,7 @@ EXPECTED: dict[str, list[str]] = {
         "7: rules[0].respond.latency_ms: min (5) is greater than max (1)",
     ],
     "missing-name.yaml": [
-        "1: name: missing; expected a string",
+        "1: name: missing; expected a string of at most 256 characters",
     ],
     "missing-respond.yaml": [
         "4: rules[0].respond: missing; expected a response or a list of responses",

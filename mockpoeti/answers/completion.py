@@ -12,12 +12,19 @@ import random
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from orjson import dumps
 
+from mockpoeti.answers.arguments import follow_prompt
 from mockpoeti.answers.chat_request import ChatRequest
 from mockpoeti.answers.generate import TextGenerator, canonical_json, count_tokens, derive_seed, json_text, language_of, tokenize
 from mockpoeti.answers.script import Respond
+from mockpoeti.answers.tool_choice import chosen_tools
+from mockpoeti.base.errors import ApiError
+
+if TYPE_CHECKING:
+    from mockpoeti.answers.structured import Budget
 
 _ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 _WORD = re.compile(r"\s*\S+\s*")
@@ -40,9 +47,10 @@ class Choice:
     finish_reason: str
     completion_tokens: int
     tool_calls: tuple[ToolCall, ...] = ()
+    refusal: str | None = None  # the model declined: `content` is None and this says why
 
     def message(self) -> dict:
-        message: dict = {"role": "assistant", "content": self.content, "refusal": None}
+        message: dict = {"role": "assistant", "content": self.content, "refusal": self.refusal}
         if self.tool_calls:
             message["tool_calls"] = [call.to_json() for call in self.tool_calls]
         return message
@@ -59,6 +67,7 @@ class Completion:
     scripted_completion_tokens: int | None = None  # a scenario's `usage` wins over the count
     top_logprobs: int | None = None  # None: no logprobs asked for; else how many alternatives per token
     seed: int = 0  # what the logprobs are drawn from: the same request gets the same ones
+    service_tier: str | None = None  # echoed when the request set one, as OpenAI does
 
     @property
     def completion_tokens(self) -> int:
@@ -88,6 +97,7 @@ class Completion:
             ],
             "usage": self.usage(),
             "system_fingerprint": self.fingerprint,
+            **({"service_tier": self.service_tier} if self.service_tier else {}),
         }
 
 
@@ -95,9 +105,11 @@ class Completion:
         """A choice's `logprobs`: one entry per token of its content (None unless asked for)."""
         if self.top_logprobs is None:
             return None
+        drawer = Logprobs(derive_seed(self.seed, "logprobs", choice.index), self.top_logprobs)
+        if choice.refusal is not None:
+            return {"content": None, "refusal": drawer.entries(tokenize(choice.refusal))}
         if choice.content is None:
             return {"content": None, "refusal": None}
-        drawer = Logprobs(derive_seed(self.seed, "logprobs", choice.index), self.top_logprobs)
         return {"content": drawer.entries(tokenize(choice.content)), "refusal": None}
 
 
@@ -170,7 +182,41 @@ def build_completion(request: ChatRequest, generator: TextGenerator, seed: int, 
         fingerprint=fingerprint(request.model.id),
         top_logprobs=(request.top_logprobs or 0) if request.logprobs else None,
         seed=base,
+        service_tier=_SERVED_TIERS.get(request.service_tier, request.service_tier) if request.service_tier else None,
     )
+
+
+# The tier OpenAI reports having served a request with: `auto` is answered as the tier used.
+_SERVED_TIERS = {"auto": "default"}
+
+
+def generated_calls(
+    request: ChatRequest, generator: TextGenerator, seed: int, tools: list[tuple[int, dict]], budget: Budget | None = None
+) -> tuple[ToolCall, ...]:
+    """Calls to `tools` (with their positions in `tools`, as `chosen_tools` gives them): arguments
+    generated from each one's `parameters` and filled from the prompt where they fit, ids seeded."""
+    budget = budget or _budget(request)
+    calls = []
+    for k, (position, tool) in enumerate(tools):
+        function = tool["function"]
+        call_seed = seed if k == 0 else derive_seed(seed, "call", k)
+        arguments = "{}"
+        if function.get("parameters"):
+            value = generator.value(function["parameters"], call_seed, f"tools[{position}].function.parameters", budget)
+            arguments = json_text(follow_prompt(value, function["parameters"], request.last_user_text))
+        calls.append(ToolCall(id="call_" + _random_id(call_seed, 24), name=function["name"], arguments=arguments))
+    return tuple(calls)
+
+
+def call_tokens(calls: tuple[ToolCall, ...]) -> int:
+    return sum(count_tokens(c.name) + count_tokens(c.arguments) for c in calls)
+
+
+def _budget(request: ChatRequest) -> Budget:
+    """The generation bounds of one answer, shared by its choices (n x 2000 nodes would not be bounded)."""
+    from mockpoeti.answers.structured import Budget  # loaded with the first structured answer: a twentieth of the import time
+
+    return Budget(share=request.n)
 
 
 MEMO_CHOICE_CHARS = 4096  # a larger answer (structured outputs go up to 64 KiB) is made again, not held in memory
@@ -181,29 +227,17 @@ def _small(choice: Choice) -> bool:
 
 
 def _build_choice(request: ChatRequest, generator: TextGenerator, seed: int, index: int) -> Choice:
-    tools = _chosen_tools(request)
-    if tools or request.response_format != "text":
-        from mockpoeti.answers.structured import (
-            Budget,  # loaded with the first structured answer: it is a twentieth of the import time
-        )
-
-        budget = Budget(share=request.n)  # the choices share the generation bounds: n x 2000 nodes would not be bounded
+    tools = chosen_tools(request)
     if tools:
-        calls = []
-        for k, (position, tool) in enumerate(tools):
-            function = tool["function"]
-            call_seed = seed if k == 0 else derive_seed(seed, "call", k)
-            arguments = "{}"
-            if function.get("parameters"):
-                value = generator.value(function["parameters"], call_seed, f"tools[{position}].function.parameters", budget)
-                arguments = json_text(value)
-            calls.append(ToolCall(id="call_" + _random_id(call_seed, 24), name=function["name"], arguments=arguments))
-        tokens = sum(count_tokens(c.name) + count_tokens(c.arguments) for c in calls)
-        return Choice(index, None, "tool_calls", tokens, tuple(calls))
+        calls = generated_calls(request, generator, seed, tools)
+        return Choice(index, None, "tool_calls", call_tokens(calls), calls)
+    if request.response_format != "text":
+        budget = _budget(request)
     if request.response_format == "json_object":
         content = json_text(generator.value(_JSON_MODE, seed, "response_format", budget))
     elif request.response_format == "json_schema":
-        content = json_text(generator.value(request.json_schema or {}, seed, "response_format.json_schema.schema", budget))
+        value = generator.value(request.json_schema or {}, seed, "response_format.json_schema.schema", budget)
+        content = json_text(follow_prompt(value, request.json_schema, request.last_user_text))
     else:
         content, tokens = generator.counted_answer(language_of(request.last_user_text), seed)
         if not request.stop and request.max_tokens is None:
@@ -236,23 +270,42 @@ def finish_text(
     return Choice(index, content, finish_reason, len(pieces))
 
 
+MAX_ANSWER_CHARS = 4 * 1024 * 1024  # of scripted content and tool-call arguments in one response, its `n` choices together
+MAX_LOGPROB_ENTRIES = 65_536  # logprobs entries of one response: tokens x (1 + top_logprobs), choices together
+
+
 def apply_script(completion: Completion, request: ChatRequest, respond: Respond, content: str | None) -> Completion:
     """A scenario's answer over the default one: its content (already rendered),
-    tool calls, finish_reason and usage; what it leaves out stays as generated."""
+    tool calls, finish_reason and usage; what it leaves out stays as generated.
+
+    Raises `invalid_request` for an answer past MAX_ANSWER_CHARS (`n` copies of a long
+    content) or whose logprobs pass MAX_LOGPROB_ENTRIES: made on the event loop, they are
+    bounded, and refused rather than served slowly (a 100k-token content with 20
+    top_logprobs was a 126 MB body, 8 s of the loop)."""
+    scripted = len(content or "") + sum(len(c.arguments) for c in respond.tool_calls)
+    if scripted * request.n > MAX_ANSWER_CHARS:
+        raise ApiError("invalid_request", f"The scripted answer is {scripted} characters; {request.n} choices of it (n) are "
+                                          f"more than the {MAX_ANSWER_CHARS} (MAX_ANSWER_CHARS) mockpoeti answers at once.")
     choices = completion.choices
     if respond.tool_calls:
         calls = tuple(
             ToolCall(id=c.id or "call_" + _random_id(derive_seed(completion.id, k), 24), name=c.name, arguments=c.arguments)
             for k, c in enumerate(respond.tool_calls)
         )
-        tokens = sum(count_tokens(c.name) + count_tokens(c.arguments) for c in calls)
-        choices = tuple(Choice(i, content, respond.finish_reason or "tool_calls", tokens, calls) for i in range(request.n))
-    elif content is not None:
         choices = tuple(
-            finish_text(i, content, request.stop, request.max_tokens, respond.finish_reason or "stop") for i in range(request.n)
+            Choice(i, content, respond.finish_reason or "tool_calls", call_tokens(calls), calls) for i in range(request.n)
         )
+    elif content is not None:
+        first = finish_text(0, content, request.stop, request.max_tokens, respond.finish_reason or "stop")
+        choices = (first, *(replace(first, index=i) for i in range(1, request.n)))  # the same text: cut once
     elif respond.finish_reason is not None:
         choices = tuple(replace(c, finish_reason=respond.finish_reason) for c in choices)
+    if completion.top_logprobs is not None:
+        entries = sum(c.completion_tokens for c in choices if c.content is not None) * (1 + completion.top_logprobs)
+        if entries > MAX_LOGPROB_ENTRIES:
+            raise ApiError("invalid_request", f"Invalid value for 'logprobs': the scripted answer needs {entries} logprobs "
+                                              f"entries, more than the {MAX_LOGPROB_ENTRIES} (MAX_LOGPROB_ENTRIES) mockpoeti "
+                                              "makes for one response; ask for fewer top_logprobs or choices.")
     prompt_tokens, completion_tokens = respond.usage or (None, None)
     return replace(
         completion,
@@ -260,31 +313,6 @@ def apply_script(completion: Completion, request: ChatRequest, respond: Respond,
         prompt_tokens=completion.prompt_tokens if prompt_tokens is None else prompt_tokens,
         scripted_completion_tokens=completion_tokens,
     )
-
-
-def _chosen_tools(request: ChatRequest) -> list[tuple[int, dict]]:
-    """The tools "the model" calls, with their position in `tools`.
-
-    A tool named by `tool_choice`; else the tools the last user message names
-    (a word of at least 4 letters from the function name, `weather` for
-    `get_weather`), all of them when `parallel_tool_calls` allows; else the
-    first tool any part of whose name appears; else the first tool.
-    """
-    choice = request.tool_choice
-    if not request.tools or choice in (None, "none"):
-        return []
-    if choice == "auto" and request.answering_tool_result:
-        return []  # the tool has answered: now the model talks
-    tools = list(enumerate(request.tools))
-    if choice not in ("auto", "required"):
-        return [next((i, t) for i, t in tools if t["function"]["name"] == choice)]
-    text = request.last_user_text.lower()
-    parts = {i: [p for p in re.split(r"[^a-z0-9]+", t["function"]["name"].lower()) if p] for i, t in tools}
-    named = [(i, t) for i, t in tools if any(len(p) >= 4 and p in text for p in parts[i])]
-    if len(named) > 1 and request.parallel_tool_calls:
-        return named
-    loose = named or [(i, t) for i, t in tools if any(p in text for p in parts[i])]
-    return [loose[0] if loose else tools[0]]
 
 
 def _random_id(seed: int, length: int) -> str:
@@ -330,11 +358,14 @@ def stream_chunks(
 
 def _pieces(choice: Choice, chunk: str | int) -> list[str | tuple[str, int, str]]:
     """What each content chunk carries: text, or ("head", call, "") for a tool
-    call's first delta, or ("args", call, piece) for a piece of its arguments.
+    call's first delta, or ("args", call, piece) for a piece of its arguments,
+    or ("refusal", 0, piece) for a piece of a refusal.
 
     OpenAI's order: each call's header right before its own arguments, call
     after call (the first header rides in the role chunk when there is no text).
     """
+    if choice.refusal is not None:
+        return [("refusal", 0, p) for p in split_text(choice.refusal, chunk)]
     pieces: list[str | tuple[str, int, str]] = list(split_text(choice.content or "", chunk))
     for k, call in enumerate(choice.tool_calls):
         if k > 0 or choice.content:
@@ -353,6 +384,8 @@ def _chunks(completion: Completion, include_usage: bool, pieces_by_choice: list,
             "system_fingerprint": completion.fingerprint,
             "choices": choices,
         }
+        if completion.service_tier:
+            out["service_tier"] = completion.service_tier
         if include_usage:
             out["usage"] = None
         return out
@@ -371,7 +404,10 @@ def _chunks(completion: Completion, include_usage: bool, pieces_by_choice: list,
     # per choice: a text chunk's JSON before and after its text
     templates = [dumps(chunk_of([delta(c.index, {"content": ""})])).split(b'"content":""', 1) for c in completion.choices]
     for c in completion.choices:
-        if c.tool_calls and not c.content:
+        head: dict
+        if c.refusal is not None:
+            head = {"role": "assistant", "content": None, "refusal": ""}
+        elif c.tool_calls and not c.content:
             head = {"role": "assistant", "content": None, "tool_calls": [header(0, c.tool_calls[0])], "refusal": None}
         else:
             head = {"role": "assistant", "content": "", "refusal": None}
@@ -383,6 +419,10 @@ def _chunks(completion: Completion, include_usage: bool, pieces_by_choice: list,
             piece = pieces[step]
             if isinstance(piece, tuple):
                 what, k, text = piece
+                if what == "refusal":
+                    logprobs = {"content": None, "refusal": drawer.entries(tokenize(text))} if drawer else None
+                    yield chunk_of([delta(c.index, {"refusal": text}, logprobs=logprobs)])
+                    continue
                 call = header(k, c.tool_calls[k]) if what == "head" else {"index": k, "function": {"arguments": text}}
                 yield chunk_of([delta(c.index, {"tool_calls": [call]})])
             elif drawer is None:

@@ -14,13 +14,14 @@ from typing import NamedTuple
 from mockpoeti.answers.script import Fault
 
 SPLIT_PAUSE_S = 0.02  # between the halves of a split write, so they arrive as separate reads
+WRITE_BYTES = 256 * 1024  # an unpaced stream goes out in writes of about this: a long one is never all in memory
 
 
 class Step(NamedTuple):
     """One thing the writer does. A tuple: a stream plans one per chunk, and
     tuples are made several times faster than frozen dataclasses."""
 
-    op: str  # headers | write | pause | hold | abort | eof
+    op: str  # headers | write | pause | hold | abort | eof | strike (the fault takes effect here: noted, nothing sent)
     data: bytes = b""
     at: float | None = None  # for writes: seconds after the request arrived
     content: int = 0  # how many content chunks the write carries
@@ -28,8 +29,11 @@ class Step(NamedTuple):
     length: int | None = None  # for headers: the Content-Length to announce
 
 
+STRIKE = Step("strike")
+
+
 def _hold(fault: Fault) -> list[Step]:
-    return [Step("hold", seconds=None if fault.duration_ms is None else fault.duration_ms / 1000), Step("abort")]
+    return [STRIKE, Step("hold", seconds=None if fault.duration_ms is None else fault.duration_ms / 1000), Step("abort")]
 
 
 def plan_body(body: bytes, fault: Fault | None) -> list[Step] | None:
@@ -40,19 +44,19 @@ def plan_body(body: bytes, fault: Fault | None) -> list[Step] | None:
     if fault.stream_only:
         return None
     if kind == "reset":
-        return [Step("pause", seconds=fault.after_ms / 1000), Step("abort")]
+        return [Step("pause", seconds=fault.after_ms / 1000), STRIKE, Step("abort")]
     if kind == "hang":
         return _hold(fault)
     if kind == "malformed":
         broken = body[: max(1, len(body) // 2)]
-        return [Step("headers", length=len(broken)), Step("write", broken), Step("eof")]
+        return [Step("headers", length=len(broken)), STRIKE, Step("write", broken), Step("eof")]
     head = Step("headers", length=len(body))
     if kind == "empty":
-        return [head, Step("abort")]
+        return [head, STRIKE, Step("abort")]
     if kind == "stall":
         return [head, *_hold(fault)]
     if kind == "disconnect":
-        return [head, Step("write", body[: len(body) // 2]), Step("abort")]
+        return [head, Step("write", body[: len(body) // 2]), STRIKE, Step("abort")]
     if kind == "drip":
         return [head, *_drip([Step("write", body)], fault), Step("eof")]
     raise ValueError(f"unknown fault kind {kind!r}")  # unreachable: validated on load
@@ -81,18 +85,29 @@ def plan_stream(
 def _stream_steps(kinds, frames, offsets, done, fault, error_frame) -> Iterator[Step]:
     kind = fault.kind if fault else None
     content_count = kinds.count("content")
-    if kind is None and offsets is None:  # unpaced and whole: one write
-        yield from (Step("headers"), Step("write", b"".join(frames) + done, content=content_count), Step("eof"))
+    if kind is None and offsets is None:  # unpaced and whole: written in pieces of WRITE_BYTES (one, mostly)
+        yield Step("headers")
+        batch: list[bytes] = []
+        size = content = 0
+        for frame_kind, data in zip(kinds, frames, strict=False):
+            batch.append(data)
+            size += len(data)
+            content += frame_kind == "content"
+            if size >= WRITE_BYTES:
+                yield Step("write", b"".join(batch), content=content)
+                batch, size, content = [], 0, 0
+        batch.append(done)
+        yield from (Step("write", b"".join(batch), content=content), Step("eof"))
         return
     if kind == "reset":
-        yield from (Step("pause", seconds=fault.after_ms / 1000), Step("abort"))
+        yield from (Step("pause", seconds=fault.after_ms / 1000), STRIKE, Step("abort"))
         return
     if kind == "hang":
         yield from _hold(fault)
         return
     yield Step("headers")
     if kind == "empty":
-        yield Step("abort")
+        yield from (STRIKE, Step("abort"))
         return
     after = fault.after_chunks if fault and fault.after_chunks is not None else content_count // 2
     after = min(after, content_count - 1 if kind in ("duplicate_chunk", "split_utf8") else content_count)
@@ -101,34 +116,37 @@ def _stream_steps(kinds, frames, offsets, done, fault, error_frame) -> Iterator[
         if not struck and sent == after and frame_kind in ("content", "finish"):
             struck = True
             if kind == "disconnect":
-                yield Step("abort")
+                yield from (STRIKE, Step("abort"))
                 return
             if kind == "stall":
                 yield from _hold(fault)
                 return
             if kind == "error_event":
-                yield from (Step("write", error_frame), Step("eof"))
+                yield from (STRIKE, Step("write", error_frame), Step("eof"))
                 return
             if kind == "malformed_chunk":  # the broken half instead of the chunk: its content is lost
-                yield Step("write", data[: len(data) // 2] + b"\n\n", at)
+                yield from (STRIKE, Step("write", data[: len(data) // 2] + b"\n\n", at))
                 sent += 1
                 continue
         if frame_kind == "finish" and kind == "no_finish":
+            yield STRIKE
             continue
         if frame_kind != "content":
             yield Step("write", data, at)
             continue
         cut = _inside_multibyte(data) if kind == "split_utf8" and sent >= after else None
         if cut is not None:
-            yield from (Step("write", data[:cut], at, 1), Step("pause", seconds=SPLIT_PAUSE_S), Step("write", data[cut:]))
+            yield from (STRIKE, Step("write", data[:cut], at, 1), Step("pause", seconds=SPLIT_PAUSE_S), Step("write", data[cut:]))
             kind = None  # once
         else:
             yield Step("write", data, at, 1)
         if kind == "duplicate_chunk" and sent == after:
-            yield Step("write", data, at)
+            yield from (STRIKE, Step("write", data, at))
         sent += 1
     if kind != "no_done":
         yield Step("write", done)
+    else:
+        yield STRIKE
     yield Step("eof")
 
 
@@ -143,6 +161,7 @@ def _inside_multibyte(data: bytes) -> int | None:
 def _drip(steps: Iterable[Step], fault: Fault) -> Iterator[Step]:
     """Every write trickles out `bytes` at a time, `interval_ms` apart."""
     pause = Step("pause", seconds=fault.interval_ms / 1000)
+    yield STRIKE  # from the first byte on
     for step in steps:
         if step.op != "write":
             yield step

@@ -28,8 +28,18 @@ FAULTS: dict[str, tuple[str, ...]] = {
     "no_finish": (),
     "split_utf8": ("after_chunks",),
     "duplicate_chunk": ("after_chunks",),
+    # the model's misbehaviour: the answer is well formed on the wire, and wrong (`answers.misbehaviour`)
+    "invalid_tool_arguments": (),
+    "schema_violation": (),
+    "unknown_tool": (),
+    "truncated_tool_call": (),
+    "refusal": ("message",),
+    "duplicate_tool_call_ids": (),
 }
 STREAM_ONLY_FAULTS = frozenset({"malformed_chunk", "error_event", "no_done", "no_finish", "split_utf8", "duplicate_chunk"})
+MODEL_FAULTS = frozenset({
+    "invalid_tool_arguments", "schema_violation", "unknown_tool", "truncated_tool_call", "refusal", "duplicate_tool_call_ids",
+})
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +87,11 @@ class Fault:
     @property
     def stream_only(self) -> bool:
         return self.kind in STREAM_ONLY_FAULTS
+
+    @property
+    def of_the_model(self) -> bool:
+        """A fault in what the model answers (a chat completion's content), not in how it travels."""
+        return self.kind in MODEL_FAULTS
 
 
 @dataclass(frozen=True, slots=True)

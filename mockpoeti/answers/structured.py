@@ -33,6 +33,7 @@ from typing import Any
 from rstr.xeger import Xeger
 
 from mockpoeti.base.errors import ApiError
+from mockpoeti.base.regexes import SchemaPattern, SlowPatternError
 
 # --- the bounds (per answer: the choices of one response share them) ----------
 MAX_ITEMS = 100  # elements of one array (and entries of one map): a larger minItems is refused
@@ -43,6 +44,7 @@ MAX_OUTPUT_BYTES = 65536  # JSON text of one answer
 MAX_PATTERN_LENGTH = 1000  # characters of one `pattern` (compiled patterns are cached: a bound keeps them small)
 MAX_PATTERN_STEPS = 2000  # regex states expanded for all the `pattern` strings of one answer
 PATTERN_DRAWS = 16  # seeded tries at a string that matches its pattern(s) and length bounds
+MAX_PATTERN_SECONDS = 0.05  # checking strings against patterns RE2 cannot run (lookarounds), per answer
 UNIQUE_DRAWS = 32  # tries at an array item that differs from the ones before it (uniqueItems)
 SOFT_DEPTH = 4  # from this depth on, optional parts are left out, so recursive schemas end
 
@@ -54,6 +56,7 @@ _ANNOTATIONS = frozenset({
 _OBJECT_KEYS = ("properties", "required", "additionalProperties", "minProperties", "maxProperties", "patternProperties")
 _ARRAY_KEYS = ("items", "prefixItems", "minItems", "maxItems", "uniqueItems")
 _NUMBER_KEYS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf")
+_STRING_KEYS = ("minLength", "maxLength", "pattern", "format")
 
 # Which pool of realistic strings a field gets, by a word in its name, when no constraint says more.
 NAMED_STRINGS = {
@@ -70,13 +73,14 @@ class Budget:
     """What one answer may still spend. Shared by the choices and tool calls of a
     response, each given its share, so a request's total work is bounded."""
 
-    __slots__ = ("bytes", "nodes", "steps")
+    __slots__ = ("bytes", "nodes", "seconds", "steps")
 
     def __init__(self, share: int = 1) -> None:
         share = max(1, share)
         self.nodes = MAX_NODES // share
         self.bytes = MAX_OUTPUT_BYTES // share
         self.steps = MAX_PATTERN_STEPS // share
+        self.seconds = MAX_PATTERN_SECONDS / share
 
 
 class _Dead(Exception):
@@ -177,6 +181,18 @@ class _Generator:
             return merged, path, refs
         return schema, path, refs
 
+    def target(self, schema: object) -> object:
+        """Where a branch's `$ref` chain leads (a few steps, no bookkeeping): enough to rank it.
+        A reference that leads nowhere is left as it is, for `value` to report."""
+        for _ in range(8):
+            if not (isinstance(schema, dict) and isinstance(schema.get("$ref"), str) and schema["$ref"].startswith("#")):
+                break
+            try:
+                schema, _ = self.pointer(schema["$ref"], self.where)
+            except ApiError:
+                break
+        return schema
+
     def pointer(self, ref: str, path: str) -> tuple[object, str]:
         """The schema a local `$ref` points at, and its path (`….schema.$defs.Node`)."""
         target: object = self.root
@@ -210,7 +226,10 @@ class _Generator:
             return self.typed(kinds[0], s, path, depth, name)
         if not kinds:
             raise _Dead(path + ".type", "no type satisfies every part of the schema")
-        kinds = sorted(kinds, key=lambda k: k != "null") if self.terse(depth) else self.shuffled(kinds, last="null")
+        if self.terse(depth):
+            kinds.sort(key=lambda k: k != "null")
+        else:  # as for `anyOf`: what a model would write
+            kinds.sort(key=lambda k: _preference({**s, "type": k}))
         first: _Dead | None = None
         for kind in kinds:
             try:
@@ -243,7 +262,7 @@ class _Generator:
         if isinstance(value, str):
             high = _count(s, "maxLength", path, None)
             return _count(s, "minLength", path, 0) <= len(value) and (high is None or len(value) <= high) and all(
-                p.search(value) for p in _patterns(s, path)
+                self.matches(p, value, path) for p in _patterns(s, path)
             )
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             low, high = _bounds(s, path)
@@ -265,9 +284,8 @@ class _Generator:
         order = list(range(len(options)))
         if self.terse(depth):  # end recursions: the simplest branch first
             order.sort(key=lambda i: _weight(options[i]))
-        else:  # a real answer: any branch, `null` last
-            order = self.shuffled(order, last=None)
-            order.sort(key=lambda i: _is_null(options[i]))
+        else:  # a real answer: the branch a model would take (stable: the schema's order breaks ties)
+            order.sort(key=lambda i: _preference(self.target(options[i])))
         first: _Dead | None = None
         for i in order:
             branch = options[i] if not rest else {"allOf": [options[i], rest]}
@@ -430,7 +448,9 @@ class _Generator:
         if not patterns and maker is None:
             return self.plain(name, low, high)
         def fits(text: str) -> bool:
-            return low <= len(text) <= (high if high is not None else MAX_STRING_LENGTH) and all(p.search(text) for p in patterns)
+            return low <= len(text) <= (high if high is not None else MAX_STRING_LENGTH) and all(
+                self.matches(p, text, path) for p in patterns
+            )
 
         for draw in range(PATTERN_DRAWS):
             text = maker(self) if maker is not None else self.xeger(patterns[0].pattern, path, low, high, draw)
@@ -461,6 +481,20 @@ class _Generator:
             if len(text.rstrip()) >= low:
                 text = text.rstrip()
         return text
+
+    def matches(self, pattern: SchemaPattern, text: str, path: str) -> bool:
+        """Does `text` match? RE2 is linear; a pattern only `regex` can run gets what is left of
+        the answer's MAX_PATTERN_SECONDS, for a text of at most MAX_BACKTRACKING_TEXT characters."""
+        try:
+            found, took = pattern.search(text, self.budget.seconds)
+        except SlowPatternError as e:
+            raise _Spent(
+                path + ".pattern",
+                f"{pattern.pattern!r} needs a backtracking engine (lookarounds or backreferences), and {e.reason} "
+                f"(MAX_PATTERN_SECONDS: {MAX_PATTERN_SECONDS * 1000:g} ms per answer)",
+            ) from None
+        self.budget.seconds -= took
+        return found
 
     def xeger(self, pattern: str, path: str, low: int, high: int | None, draw: int) -> str:
         """One draw from the pattern; open repeats (`*`, `+`, `{n,}`) are kept short,
@@ -625,6 +659,8 @@ class _BoundedXeger(Xeger):
             "atomic_group": lambda x: "".join(self._handle_state(i) for i in x),
             "possessive_repeat": lambda x: self._handle_repeat(*x),
         }
+        # RE2 checks the draws, and its `\s` leaves out the vertical tab that rstr's draws from
+        self._categories = {**self._categories, "category_space": lambda: " \t\n\r\x0c"}
 
     def build(self, parsed: Any) -> str:
         return self._build_string(parsed)
@@ -680,9 +716,12 @@ _NAMED_GROUP = re.compile(r"\(\?<(?=[A-Za-z_])")  # ECMA-262 `(?<name>` is Pytho
 
 
 @lru_cache(maxsize=256)
-def _compiled(pattern: str) -> re.Pattern | None:
+def _compiled(pattern: str) -> SchemaPattern | None:
+    """The pattern, if `re` can read it (xeger draws from `re`'s parse): RE2 runs it, or `regex`."""
+    python = _NAMED_GROUP.sub("(?P<", pattern)
     try:
-        return re.compile(_NAMED_GROUP.sub("(?P<", pattern))
+        re.compile(python)
+        return SchemaPattern(python)
     except (re.error, OverflowError, RecursionError):
         return None
 
@@ -694,7 +733,7 @@ def _parsed(pattern: str) -> Any:
     return sre_parse.parse(pattern)
 
 
-def _patterns(s: dict, path: str) -> list[re.Pattern]:
+def _patterns(s: dict, path: str) -> list[SchemaPattern]:
     out = []
     for where, pattern in (("pattern", s.get("pattern")), *(("allOf", p) for p in s.get("_patterns", ()))):
         if pattern is None:
@@ -785,8 +824,26 @@ def _is_type(value: object, kind: str) -> bool:
     return isinstance(value, expected)
 
 
-def _is_null(schema: object) -> bool:
-    return isinstance(schema, dict) and schema.get("type") == "null"
+def _preference(schema: object) -> int:
+    """Which union branch (`anyOf`, `oneOf`, a `type` list) a model would answer with, lowest
+    first: a literal, then a structure, an integer or a boolean, then any number, then a
+    string with constraints, then a free string, and `null` last. A model asked for pydantic's
+    `Decimal` (`anyOf: [number, string]`) writes a number; a free string would be a word that
+    validates against the schema and fails the model (`Decimal('personal')`)."""
+    if not isinstance(schema, dict):
+        return 1
+    if "const" in schema or "enum" in schema:
+        return 0
+    kind = schema.get("type")
+    if isinstance(kind, list):  # its own preference decides inside; rank it by its best
+        return min((_preference({**schema, "type": k}) for k in kind if isinstance(k, str)), default=1)
+    if kind == "null":
+        return 5
+    if kind == "number":
+        return 2
+    if kind == "string" or (kind is None and set(schema) <= {*_ANNOTATIONS, *_STRING_KEYS}):  # `{}` is a string too
+        return 3 if any(k in schema for k in _STRING_KEYS) else 4
+    return 1
 
 
 def _weight(schema: object) -> int:

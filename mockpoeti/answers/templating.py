@@ -10,6 +10,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from mockpoeti.base.errors import MockpoetiError
+
+MAX_RENDERED_CHARS = 1024 * 1024  # of a template's output: its placeholders may repeat a 4 MiB request
 PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$")
 
@@ -37,8 +40,10 @@ def check_template(text: str) -> str | None:
     return None
 
 
-def render(text: str, context: dict[str, Any], faker: Any = None) -> str:
-    """Fill in placeholders; a name that leads nowhere renders as the empty string."""
+def render(text: str, context: dict[str, Any], faker: Any = None, limit: int = MAX_RENDERED_CHARS) -> str:
+    """Fill in placeholders; a name that leads nowhere renders as the empty string. Raises
+    TemplateTooLargeError as soon as the output would pass `limit` characters (a prompt
+    repeated by `{{ message }}` x 300 made 29 MiB), before it is put together."""
     if "{{" not in text:
         return text
 
@@ -58,7 +63,27 @@ def render(text: str, context: dict[str, Any], faker: Any = None) -> str:
             return ""
         return current if isinstance(current, str) else _json(current)
 
-    return PLACEHOLDER.sub(value, text)
+    pieces: list[str] = []
+    size, end = 0, 0
+    for match in PLACEHOLDER.finditer(text):
+        pieces.append(text[end : match.start()])
+        pieces.append(value(match))
+        size += len(pieces[-2]) + len(pieces[-1])
+        if size > limit:
+            raise TemplateTooLargeError(size, limit)
+        end = match.end()
+    pieces.append(text[end:])
+    if size + len(pieces[-1]) > limit:
+        raise TemplateTooLargeError(size + len(pieces[-1]), limit)
+    return "".join(pieces)
+
+
+class TemplateTooLargeError(MockpoetiError):
+    """A template whose output would pass the limit with this request's values."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"would be {size} characters or more with this request's values; "
+                         f"at most {limit} (MAX_RENDERED_CHARS) are rendered")
 
 
 def _json(value: Any) -> str:

@@ -8,20 +8,24 @@ runs never do, and formatting every call's entry up front costs throughput.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from mockpoeti.base.clock import iso
 from mockpoeti.base.errors import ApiError
-from mockpoeti.base.jsonio import parse_json
-from mockpoeti.base.secrets import as_text, mask_header, mask_param
+from mockpoeti.base.jsonio import encode, parse_json
+from mockpoeti.base.secrets import as_text, mask_data, mask_header, mask_keys, mask_param, redact
 from mockpoeti.books.ledger import clip
+from mockpoeti.books.timeline import Timeline
 
 JOURNAL_BODY_BYTES = 32 * 1024  # of a request body the journal keeps
+JOURNAL_ANSWER_BYTES = 32 * 1024  # of the answer's body (a stream's events as written)
 JOURNAL_BODY_BYTES_UNAUTHENTICATED = 1024  # ... of a request no key admitted
 JOURNAL_HEADER_BYTES = 8 * 1024  # of its headers, names and values together
 JOURNAL_URL_CHARS = 2048  # of its path, and of its query string
+MAX_LISTING_BYTES = 4 * 1024 * 1024  # of JSON in one page of GET /__admin/requests (1,000 entries may be 50 MiB)
+MAX_LISTING_ENTRIES = 10_000  # what `limit` may ask for
 
 
 @dataclass(slots=True)
@@ -44,6 +48,33 @@ class JournalEntry:
     monotonic_s: float  # the event loop's clock at arrival: waits between attempts are measured on it
     near_misses: list[dict] | None = None  # no rule answered: the closest, worked out when it was logged
     id: int = 0
+    timeline: Timeline | None = None  # a stream's (or a broken body's) writes, as the SSE writer marked them
+    answer: bytes | None = None  # the answer's first bytes (None: no body went out)
+    answer_size: int = 0  # the whole answer's length
+
+    def keep_answer(self, answer: bytes | None, size: int) -> None:
+        self.answer = answer if answer is None or len(answer) <= JOURNAL_ANSWER_BYTES else answer[:JOURNAL_ANSWER_BYTES]
+        self.answer_size = size
+
+    def answer_json(self) -> dict:
+        """The answer's body as the request-log page shows it: JSON when all of it was kept
+        and it is JSON, else its text cut short; keys masked to their prefix either way."""
+        answer = self.answer
+        if answer is None:
+            return {"response_body": None}
+        shown: Any = None
+        if len(answer) == self.answer_size:
+            try:
+                shown = parse_json(answer)
+            except ApiError:
+                shown = None
+        if shown is None:
+            shown = answer.decode("utf-8", "replace")
+        out = {"response_body": redact(shown)}
+        if len(answer) < self.answer_size:
+            out["response_body_truncated"] = True
+            out["response_body_bytes"] = self.answer_size
+        return out
 
     @classmethod
     def bounded(
@@ -78,10 +109,10 @@ class JournalEntry:
             "id": self.id,
             "time": iso(self.at),
             "method": self.method,
-            "path": self.path,
-            "query": {k: mask_param(k, v) for k, v in self.query.items()},
-            "headers": {k: as_text(mask_header(k, v)) for k, v in self.headers.items()},
-            "body": self.body,
+            "path": mask_keys(self.path),
+            "query": {mask_keys(k): mask_param(k, v) for k, v in self.query.items()},
+            "headers": {mask_keys(k): as_text(mask_header(k, v)) for k, v in self.headers.items()},
+            "body": self.shown_body(),
             "endpoint": self.endpoint,
             "status": self.status,
             "response_headers": dict(self.response_headers),
@@ -93,9 +124,21 @@ class JournalEntry:
             entry["body_truncated"] = True
             entry["body_bytes"] = self.size
         entry.update(self.note)
-        if self.near_misses is not None:
-            entry["near_misses"] = self.near_misses
+        if "unknown_fields" in entry:  # the request's own field names
+            entry["unknown_fields"] = mask_data(entry["unknown_fields"])
+        if self.timeline is not None and "delivery" in entry:
+            entry["delivery"] = {**entry["delivery"], "timeline": self.timeline.to_json()}
+        if self.near_misses is not None:  # they quote the request: its model, message, headers
+            entry["near_misses"] = mask_data(self.near_misses)
         return entry
+
+    def shown_body(self) -> Any:
+        """The body as the journal shows it: anything in it shaped like a key cut to its prefix
+        (JSON may spell a key with escapes, so a body with any is looked through too)."""
+        body = self.body
+        if self.raw is not None and (b"sk-" in self.raw or b"\\u" in self.raw):
+            return mask_data(body)
+        return body
 
 
 def _bounded(headers: Mapping[str, str], size: int) -> Mapping[str, str]:
@@ -112,3 +155,25 @@ def _first(items: Mapping[str, str], budget: int) -> dict[str, str]:
         kept.setdefault(name[:256], value[: max(0, budget - len(name))])
         budget -= len(name) + len(value)
     return kept
+
+
+def page(entries: Iterable[JournalEntry], since: int = 0, limit: int | None = None,
+         max_bytes: int = MAX_LISTING_BYTES) -> tuple[list[bytes], int | None]:
+    """The entries after id `since`, oldest first, each as JSON: at most `limit` of them and
+    `max_bytes` together (one entry at least, whatever its size); and the id the next page
+    starts after (None when this one reaches the newest entry). Only the entries shown are
+    made into JSON: a read costs what it returns."""
+    out: list[bytes] = []
+    size, last = 0, since
+    for entry in entries:
+        if entry.id <= since:
+            continue
+        if limit is not None and len(out) >= limit:
+            return out, last
+        data = encode(entry.to_json())
+        if out and size + len(data) > max_bytes:
+            return out, last
+        out.append(data)
+        size += len(data) + 1
+        last = entry.id
+    return out, None

@@ -17,8 +17,10 @@ from mockpoeti.base.catalog import Catalog
 from mockpoeti.base.clock import Clock, day_of
 from mockpoeti.base.errors import ApiError
 from mockpoeti.base.settings import Settings
+from mockpoeti.books.feed import CLEARED, MAX_LISTENERS, Listener
 from mockpoeti.books.journal import JournalEntry
 from mockpoeti.books.ledger import KEY_ALPHABET, ApiKey, Sums, Trace, digest
+from mockpoeti.books.meters import Meters
 from mockpoeti.scripting.matching import Playbook
 from mockpoeti.scripting.scenario import Scenario
 
@@ -27,12 +29,23 @@ Aggregates = dict[str, dict[str, dict[tuple[int, str | None], Sums]]]
 
 
 class State:
-    def __init__(self, catalog: Catalog, settings: Settings, scenarios: list[Scenario] | None = None):
+    def __init__(
+        self,
+        catalog: Catalog,
+        settings: Settings,
+        scenarios: list[Scenario] | None = None,
+        *,
+        key_tag: str = "",
+        key_name: str = "--api-key",
+    ):
         self.catalog = catalog
         self.settings = settings
+        self.key_tag = key_tag  # in every key this state creates: a session's keys are its own, whatever its seed
+        self.key_name = key_name  # the name listings give the keys of `settings.api_keys`
         self.initial_scenarios = list(scenarios or ())
         self.clock = Clock(settings.clock)
         self.text = TextGenerator(catalog.sentences)
+        self.listeners: set[Listener] = set()  # live feeds of the journal (the request-log page); a reset keeps them
         self.reset()
 
     def reset(self, seed: int | None = None, scenarios: list[Scenario] | None = None, clock: float | None = None) -> None:
@@ -53,6 +66,7 @@ class State:
         self.aggregates: Aggregates = {}
         self.journal: deque[JournalEntry] = deque(maxlen=self.settings.max_journal)
         self.journal_count = 0
+        self.meters = Meters()  # what GET /metrics reports, counted as requests finish
         self.server_errors: list[str] = []
         self._next_key_id = 1
         self.playbook = Playbook(self.initial_scenarios if scenarios is None else scenarios, self.seed)
@@ -63,13 +77,15 @@ class State:
         if accounts:
             for secret in self.settings.api_keys:
                 if digest(secret) not in self.keys:
-                    self._add_key(accounts[0].id, "--api-key", secret, None, None, True)
+                    self._add_key(accounts[0].id, self.key_name, secret, None, None, True)
         if self.settings.history and self.catalog.history:
             from mockpoeti.books.history import generate_history
 
             keys, routing = list(self.keys.values()), self.settings.routing_strategy
             for trace in generate_history(self.catalog, keys, self.clock.now(), routing):
                 self.record(trace)
+        if self.listeners:
+            self._tell(CLEARED)
 
     def activate(self, scenarios: list[Scenario]) -> None:
         """Switch the active scenarios; their counters start over. Stubs stay."""
@@ -104,7 +120,7 @@ class State:
                 "key_limit_exceeded",
                 f"This account has {limit} API keys (revoked ones included), the most it may have.",
             )
-        secret = "sk-poeti-" + "".join(self.rng.choice(KEY_ALPHABET) for _ in range(32))
+        secret = "sk-poeti-" + self.key_tag + "".join(self.rng.choice(KEY_ALPHABET) for _ in range(32))
         return self._add_key(account, name, secret, monthly_budget, rate_limit, True)
 
     def _add_key(self, account, name, secret, monthly_budget, rate_limit, is_active) -> ApiKey:
@@ -154,6 +170,15 @@ class State:
             cell = cells[trace.key_id, model] = Sums()
         cell.add(trace)
 
+    def totals(self) -> Sums:
+        """The books' sums over every account and day (seeded history included)."""
+        total = Sums()
+        for days in self.aggregates.values():
+            for cells in days.values():
+                for sums in cells.values():
+                    total.add(sums)
+        return total
+
     def find_trace(self, account: str, trace_id: str) -> Trace | None:
         trace = self.traces_by_id.get(trace_id)
         return trace if trace is not None and trace.account == account else None
@@ -185,6 +210,41 @@ class State:
         self.journal_count += 1
         entry.id = self.journal_count
         self.journal.append(entry)
+        if self.listeners:  # the hot path's only cost of the live page, when none is open
+            self._tell(entry)
+
+    def clear_journal(self) -> None:
+        self.journal.clear()
+        if self.listeners:
+            self._tell(CLEARED)
 
     def journal_entries(self) -> list[dict]:
         return [entry.to_json() for entry in self.journal]
+
+    # --- live feeds of the journal -------------------------------------------------
+
+    def listen(self) -> Listener:
+        """A new live feed of the journal; `service_unavailable` when `MAX_LISTENERS` are open."""
+        if len(self.listeners) >= MAX_LISTENERS:
+            raise ApiError(
+                "service_unavailable",
+                f"{MAX_LISTENERS} live feeds of this journal are open, the most it serves at once; close a page.",
+                headers={"Retry-After": "5"},
+            )
+        listener = Listener()
+        self.listeners.add(listener)
+        return listener
+
+    def unlisten(self, listener: Listener) -> None:
+        self.listeners.discard(listener)
+
+    def close_listeners(self) -> None:
+        """End every live feed (the server is stopping, or this session ended)."""
+        for listener in self.listeners:
+            listener.close()
+        self.listeners.clear()
+
+    def _tell(self, item: object) -> None:
+        for listener in tuple(self.listeners):
+            if not listener.push(item):
+                self.listeners.discard(listener)

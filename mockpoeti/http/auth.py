@@ -3,6 +3,7 @@ rate limit and monthly budget for chat calls. Admin routes have their own token.
 
 from __future__ import annotations
 
+import base64
 import hmac
 
 from mockpoeti.base.endpoints import CHAT
@@ -53,13 +54,29 @@ def bearer_token(values: list[str]) -> str:
 
 
 def check_admin(call: Call) -> None:
-    """With an admin token set, /__admin/ needs it (`X-Admin-Token`, or `Authorization: Bearer`, any case)."""
+    """With an admin token set, /__admin/ and /metrics need it: `X-Admin-Token`, or
+    `Authorization: Bearer TOKEN` (any case), or HTTP Basic with the token as the password,
+    which is what a browser sends once asked (`WWW-Authenticate`), page and live feed alike."""
     token = call.state.settings.admin_token
     if token is None:
         return
     given = call.headers.get("X-Admin-Token")
     if given is None:
         scheme, _, rest = call.headers.get("Authorization", "").strip().partition(" ")
-        given = rest.strip() if scheme.lower() == "bearer" else ""
+        scheme = scheme.lower()
+        given = rest.strip() if scheme == "bearer" else _basic_password(rest) if scheme == "basic" else ""
     if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), token.encode("utf-8", "surrogateescape")):
-        raise ApiError("invalid_api_key", "This admin API needs the server's admin token (X-Admin-Token header).")
+        raise ApiError(
+            "invalid_api_key",
+            "This admin API needs the server's admin token (X-Admin-Token header).",
+            headers={"WWW-Authenticate": 'Basic realm="mockpoeti admin", charset="UTF-8"'},
+        )
+
+
+def _basic_password(credentials: str) -> str:
+    """The password of `Basic base64(user:password)` (any user name), or "" if it is not that."""
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return ""
+    return decoded.partition(":")[2]

@@ -13,8 +13,12 @@ from aiohttp import web
 
 from mockpoeti.base.errors import ApiError
 from mockpoeti.base.jsonio import parse_json
+from mockpoeti.books.journal import JOURNAL_ANSWER_BYTES
+from mockpoeti.books.timeline import Timeline
 from mockpoeti.http.cors import allow_origin
 from mockpoeti.http.wire import read_raw
+
+METRICS_PATH = "/metrics"
 
 if TYPE_CHECKING:
     from mockpoeti.answers.chat_request import ChatRequest
@@ -26,9 +30,13 @@ if TYPE_CHECKING:
 
 
 class Delivery:
-    """What actually went out on the wire, as the SSE writer saw it."""
+    """What actually went out on the wire, as the SSE writer saw it: counts, the stream's
+    timeline (`books/timeline.py`), and the answer's first bytes for the journal."""
 
-    __slots__ = ("bytes_sent", "chunks_sent", "completed", "content_chunks", "headers_sent", "interrupted")
+    __slots__ = (
+        "bytes_sent", "chunks_sent", "completed", "content_chunks", "events_sent", "headers_sent", "interrupted", "kept",
+        "tail", "timeline",
+    )
 
     def __init__(self, content_chunks: int = 0) -> None:
         self.content_chunks = content_chunks  # how many the answer has (0: a whole body)
@@ -37,6 +45,15 @@ class Delivery:
         self.bytes_sent = 0
         self.completed = False
         self.interrupted = False
+        self.events_sent = 0  # SSE events (each `data: ...` and a blank line), `data: [DONE]` included
+        self.timeline = Timeline()
+        self.kept: list[bytes] = []  # the writes that hold the answer's first bytes, for the journal
+        self.tail = b""  # the last two bytes written: a blank line may be split between writes
+
+    def answer(self) -> bytes:
+        """The first `JOURNAL_ANSWER_BYTES` of what was written."""
+        kept = self.kept[0] if len(self.kept) == 1 else b"".join(self.kept)
+        return kept[:JOURNAL_ANSWER_BYTES]
 
     def to_json(self) -> dict:
         return {
@@ -45,6 +62,7 @@ class Delivery:
             "bytes_sent": self.bytes_sent,
             "completed": self.completed,
             "interrupted": self.interrupted,
+            "events_sent": self.events_sent,
         }
 
 
@@ -69,7 +87,9 @@ class Call:
         "key",
         "key_seen",
         "params",
+        "path",
         "playbook",
+        "prefix",
         "raw",
         "request",
         "respond",
@@ -83,14 +103,16 @@ class Call:
         "view",
     )
 
-    def __init__(self, request: web.BaseRequest, state: State, arrived: float) -> None:
+    def __init__(self, request: web.BaseRequest, state: State, arrived: float, path: str, prefix: str = "") -> None:
         self.request = request
-        self.state = state
+        self.state = state  # the server's, or the session's the path names
+        self.path = path  # the path as the state answers it: a session's without its prefix
+        self.prefix = prefix  # "" at the root; "/sessions/{id}" in a session
         self.trace_id = state.new_trace_id()
         self.arrived = arrived  # loop time: stream deadlines and retry waits count from it
         self.started = time.perf_counter()
         self.at = state.clock.now()  # the one reading of the server's clock: trace, journal and answer agree
-        self.is_admin = request.path.startswith("/__admin/")
+        self.is_admin = path.startswith("/__admin/") or path == METRICS_PATH  # the admin token's, and not journaled
         # the raw header names and values, run together: one C pass answers "all ASCII?" and "how big?"
         self.header_bytes = b"".join(chain.from_iterable(request.raw_headers))
         self.endpoint: str | None = None  # the route's name, which is also a scenario `endpoint`
@@ -126,10 +148,6 @@ class Call:
     @property
     def method(self) -> str:
         return self.request.method
-
-    @property
-    def path(self) -> str:
-        return self.request.path
 
     @property
     def query(self) -> Any:

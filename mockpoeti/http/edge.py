@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -129,11 +130,19 @@ def limit_accept_errors(loop: asyncio.AbstractEventLoop) -> None:
 class Server(web.Server):
     """aiohttp's low-level server, making `Connection`s; requests carry the body limit."""
 
-    def __init__(self, handler: Any, *, state: State, header_timeout: float, max_body_bytes: int, **kwargs: Any) -> None:
+    def __init__(
+        self, handler: Any, *, state: State, header_timeout: float, max_body_bytes: int,
+        on_shutdown: Callable[[], None] = lambda: None, **kwargs: Any,
+    ) -> None:
         super().__init__(handler, request_factory=self._request, handler_cancellation=True, **kwargs)
         self.loop = asyncio.get_running_loop()
         self.connection_options = {"state": state, "header_timeout": header_timeout, **kwargs}
         self.max_body_bytes = max_body_bytes
+        self.on_shutdown = on_shutdown  # before connections are waited for: live feeds end at once
+
+    async def shutdown(self, timeout: float | None = None) -> None:
+        self.on_shutdown()
+        await super().shutdown(timeout)
 
     def __call__(self) -> Connection:
         return Connection(self, loop=self.loop, **self.connection_options)

@@ -19,17 +19,22 @@ from mockpoeti.answers.script import Respond
 from mockpoeti.base.catalog import Catalog
 from mockpoeti.base.errors import ApiError
 from mockpoeti.base.jsonio import encode
+from mockpoeti.base.regexes import search_all
 from mockpoeti.http.call import Call
 from mockpoeti.http.sse import perform
 from mockpoeti.http.wire import error_response
 from mockpoeti.scripting.matching import Playbook, RequestView, view_of
 
 DEFAULT_RETRY_AFTER = {429: "1", 503: "1"}  # so SDKs that honour Retry-After retry promptly
+# RE2 work (~5 ns a unit at worst: message length x regex program size) done on the event loop;
+# a request whose message regexes could take more is searched in a worker thread (RE2 lets go
+# of the GIL), so a long prompt against many regexes keeps no other client waiting
+MAX_LOOP_REGEX_WORK = 4_000_000
 
 
 async def follow(call: Call, playbook: Playbook, answer: Callable[[Call], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
     call.playbook = playbook
-    call.view = await request_view(call)
+    call.view = await request_view(call, playbook)
     decision = playbook.decide(call.view)
     if decision is None:
         return await answer(call)  # the near misses are worked out when the call is logged
@@ -49,6 +54,10 @@ async def follow(call: Call, playbook: Playbook, answer: Callable[[Call], Awaita
         response.set_status(respond.status)  # a scripted status on the endpoint's own answer
     if respond.fault is None or response.prepared or not isinstance(response, web.Response):
         return response
+    if respond.fault.of_the_model:  # the chat handler applied it to its completion, or said why not
+        if call.fault is None and call.fault_skipped is None:
+            call.fault_skipped = f"{respond.fault.kind} changes a chat completion, and this answer is none"
+        return response
     body = response.body
     steps = plan_body(body if isinstance(body, bytes) else b"", respond.fault)
     if steps is None:
@@ -59,10 +68,13 @@ async def follow(call: Call, playbook: Playbook, answer: Callable[[Call], Awaita
     return await perform(call, broken, steps)
 
 
-async def request_view(call: Call) -> RequestView:
+async def request_view(call: Call, playbook: Playbook) -> RequestView:
     body = await call.peek()
     key = call.key
-    return view_of(call.endpoint, call.method, call.path, call.headers, body, key.secret if key else None)
+    view = view_of(call.endpoint, call.method, call.path, call.headers, body, key.secret if key else None)
+    if view.verdicts is not None and playbook.regex_work(view) > MAX_LOOP_REGEX_WORK:
+        view.verdicts.update(await asyncio.to_thread(search_all, playbook.message_regexes(), view.message))
+    return view
 
 
 def scripted_headers(respond: Respond, status: int | None) -> dict[str, str]:

@@ -1,6 +1,8 @@
 """A request's path through mockpoeti, top to bottom, in one place.
 
-    arrive     a `Call` with its trace id and arrival time
+    arrive     a `Call` with its trace id and arrival time, against the server's state or
+               the session's its path names (`/sessions/{id}/...`, answered as the root
+               answers the rest of the path)
     route      which endpoint (a 404/405 waits: a scenario may answer any path)
     CORS       preflights answered
     auth       key -> account, revocation, rate limit and budget (`auth.py`)
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
@@ -24,14 +27,16 @@ from aiohttp import web
 
 from mockpoeti.base.endpoints import CHAT, OPENAPI
 from mockpoeti.base.errors import ApiError
-from mockpoeti.base.secrets import key_prefix
+from mockpoeti.base.secrets import key_prefix, mask_keys
 from mockpoeti.books.journal import JournalEntry
 from mockpoeti.books.ledger import Trace, clip
+from mockpoeti.books.meters import Meters
+from mockpoeti.books.sessions import SESSION_PATH, Sessions
 from mockpoeti.books.state import State
 from mockpoeti.http import auth, cors, match
-from mockpoeti.http.call import Call
+from mockpoeti.http.call import Call, Delivery
 from mockpoeti.http.router import Router
-from mockpoeti.http.wire import error_body, json_response
+from mockpoeti.http.wire import error_body, error_response, json_response
 
 log = logging.getLogger("mockpoeti")
 
@@ -42,12 +47,21 @@ MAX_SERVER_ERRORS = 100  # kept for the test that caused them; a bug that fires 
 class Pipeline:
     """The low-level server's one handler: every request goes through `__call__`."""
 
-    def __init__(self, state: State, router: Router) -> None:
+    def __init__(self, state: State, router: Router, sessions: Sessions) -> None:
         self.state = state
         self.router = router
+        self.sessions = sessions
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
-        call = Call(request, self.state, asyncio.get_running_loop().time())
+        arrived = asyncio.get_running_loop().time()
+        path, state, prefix = request.path, self.state, ""
+        if path.startswith(SESSION_PATH):  # the root's only cost of sessions
+            found = self.sessions.route(path)
+            if found is None:
+                return no_session(state)
+            session, path = found
+            state, prefix = session.state, session.prefix
+        call = Call(request, state, arrived, path, prefix)
         try:
             response = await self.answer(call)
         except ApiError as e:
@@ -75,9 +89,10 @@ class Pipeline:
             auth.authenticate(call)  # first: a known key's call is traced whatever else is wrong with it
         auth.check_headers(call)
         handler = route.handler if route is not None else _answer_with(missing)
-        if admin or not self.state.playbook.active:
+        playbook = call.state.playbook
+        if admin or not playbook.active:
             return await handler(call)
-        return await match.follow(call, self.state.playbook, handler)
+        return await match.follow(call, playbook, handler)
 
 
 def _answer_with(error: ApiError | None) -> Callable[[Call], Awaitable[web.StreamResponse]]:
@@ -85,6 +100,16 @@ def _answer_with(error: ApiError | None) -> Callable[[Call], Awaitable[web.Strea
         raise error or ApiError("not_found")
 
     return missing
+
+
+def no_session(root: State) -> web.StreamResponse:
+    """A path under /sessions/ that names no live session: 404, seen by nobody's books
+    (not the root's, whose ids and journal stay as if it never came)."""
+    error = ApiError("not_found", "No such session: it was ended, it expired unused, or it never existed.")
+    response = error_response(root.catalog, error)
+    response.headers["X-Trace-ID"] = response.headers["x-request-id"] = "trace-poeti-" + secrets.token_hex(8)
+    cors.allow_origin(response)
+    return response
 
 
 def refuse(call: Call, error: ApiError) -> web.StreamResponse:
@@ -128,11 +153,40 @@ def finish(call: Call, response: web.StreamResponse | None) -> None:
     status = response.status if response is not None and (delivery is None or delivery.headers_sent) else None
     elapsed_ms = (time.perf_counter() - call.started) * 1000
     state = call.state
+    trace = None
     if call.endpoint == CHAT and call.key_seen is not None:
-        state.record(trace_of(call, status, round(elapsed_ms)))
+        trace = trace_of(call, status, round(elapsed_ms))
+        state.record(trace)
     if not call.is_admin:
+        count(call, state.meters, status, elapsed_ms, trace)
         headers = response.headers if response is not None and status is not None else {}
-        state.log_request(journal_entry(call, status, headers, round(elapsed_ms, 3)))
+        entry = journal_entry(call, status, headers, round(elapsed_ms, 3))
+        entry.keep_answer(*_answer(response, delivery))
+        state.log_request(entry)
+
+
+def count(call: Call, meters: Meters, status: int | None, elapsed_ms: float, trace: Trace | None) -> None:
+    """What GET /metrics reports, from the same figures as the trace and the journal."""
+    meters.request(call.endpoint, status, elapsed_ms / 1000)
+    if trace is not None:
+        model = trace.model if trace.model is not None and trace.model in call.state.catalog.models else ""  # as usage counts
+        meters.chat(model, trace.prompt_tokens, trace.completion_tokens, trace.cost_nanos)
+    if call.fault is not None:
+        meters.fault(call.fault)
+    delivery = call.delivery
+    if delivery is not None and delivery.events_sent:
+        meters.stream_chunks += delivery.events_sent
+
+
+def _answer(response: web.StreamResponse | None, delivery: Delivery | None) -> tuple[bytes | None, int]:
+    """The answer's first bytes as the journal keeps them, and its whole length."""
+    if delivery is not None and delivery.bytes_sent:
+        return delivery.answer(), delivery.bytes_sent
+    if isinstance(response, web.Response):
+        body = response.body
+        if isinstance(body, bytes):
+            return body, len(body)
+    return None, 0
 
 
 def journal_entry(call: Call, status: int | None, response_headers: Mapping[str, str], duration_ms: float) -> JournalEntry:
@@ -143,6 +197,8 @@ def journal_entry(call: Call, status: int | None, response_headers: Mapping[str,
         note["rule"] = call.rule
         if call.rule is None and call.view is not None and playbook.rules:
             near_misses = playbook.near_misses(call.view)
+    if call.fault is not None:
+        note["fault"] = call.fault
     if call.fault_skipped:
         note["fault_skipped"] = call.fault_skipped
     if call.unknown_fields:
@@ -153,7 +209,7 @@ def journal_entry(call: Call, status: int | None, response_headers: Mapping[str,
     return JournalEntry.bounded(
         raw=call.raw,
         authenticated=call.key is not None,
-        path=request.path,
+        path=call.path,
         query=request.query,
         query_string=request.query_string,
         headers=request.headers,
@@ -168,6 +224,7 @@ def journal_entry(call: Call, status: int | None, response_headers: Mapping[str,
         note=note,
         monotonic_s=call.arrived,
         near_misses=near_misses,
+        timeline=None if call.delivery is None else call.delivery.timeline,
     )
 
 
@@ -194,7 +251,7 @@ def trace_of(call: Call, status: int | None, latency_ms: int) -> Trace:
             model_id = body.get("model")
             if isinstance(model_id, str):
                 model = state.catalog.models.get(model_id)
-                trace.model = model_id if model is not None else clip(model_id)
+                trace.model = model_id if model is not None else mask_keys(clip(model_id))
                 trace.provider = model.owned_by if model is not None else None
             trace.stream = body.get("stream") is True
     completion = call.completion

@@ -19,9 +19,11 @@ from aiohttp import web
 from mockpoeti.answers.faults import Step
 from mockpoeti.answers.script import Pacing
 from mockpoeti.base.jsonio import encode
+from mockpoeti.books.journal import JOURNAL_ANSWER_BYTES
 from mockpoeti.http.call import Call, Delivery
 
 DONE = b"data: [DONE]\n\n"
+YIELD_AFTER_BYTES = 64 * 1024  # a write this large gives the loop to other clients before the next
 HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
     "Cache-Control": "no-cache",
@@ -68,6 +70,7 @@ async def perform(call: Call, response: web.StreamResponse, steps: Iterable[Step
     line needs no polling, and the cancellation reaches the pipeline, which records it."""
     loop = asyncio.get_running_loop()
     request = call.request
+    arrived = call.arrived
     sent = call.delivery = Delivery(content_chunks)
     try:
         for step in steps:
@@ -78,14 +81,20 @@ async def perform(call: Call, response: web.StreamResponse, steps: Iterable[Step
                 await response.prepare(request)
                 call.stream = response
                 sent.headers_sent = True
+                sent.timeline.sse = response.content_type == "text/event-stream"
+                sent.timeline.headers_ms = (loop.time() - arrived) * 1000
             elif step.op == "write":
                 if step.at is not None:
-                    delay = call.arrived + step.at - loop.time()
+                    delay = arrived + step.at - loop.time()
                     if delay > 0:
                         await asyncio.sleep(delay)
-                await response.write(step.data)
-                sent.bytes_sent += len(step.data)
+                data = step.data
+                await response.write(data)
+                sent.bytes_sent += len(data)
                 sent.chunks_sent += step.content
+                note_write(sent, data, step.content, (loop.time() - arrived) * 1000, step.at)
+                if len(data) >= YIELD_AFTER_BYTES:  # a fast reader never makes a write wait: let others in
+                    await asyncio.sleep(0)
             elif step.op == "pause":
                 await asyncio.sleep(step.seconds or 0)
             elif step.op == "hold":
@@ -96,6 +105,8 @@ async def perform(call: Call, response: web.StreamResponse, steps: Iterable[Step
             elif step.op == "eof":
                 await response.write_eof()
                 sent.completed = True
+            elif step.op == "strike":
+                sent.timeline.fault_ms = (loop.time() - arrived) * 1000
     except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError):
         sent.interrupted = True
     except asyncio.CancelledError:
@@ -104,6 +115,24 @@ async def perform(call: Call, response: web.StreamResponse, steps: Iterable[Step
     if not response.prepared:  # reset or hang before any header: nothing was answered
         call.stream = response
     return response
+
+
+def note_write(sent: Delivery, data: bytes, content: int, at_ms: float, planned_s: float | None) -> None:
+    """One write went out `at_ms` after arrival (planned for `planned_s` after it; None: at
+    once): counted in SSE events, marked on the timeline, its bytes kept for the journal."""
+    events = 0
+    timeline = sent.timeline
+    if timeline.sse:
+        events = data.count(b"\n\n")
+        if data[:1] == b"\n" and sent.tail[-1:] == b"\n" and sent.tail != b"\n\n":  # a blank line split in two writes
+            events += 1
+        sent.tail = data[-2:]
+        sent.events_sent += events
+        if data.endswith(DONE):
+            timeline.done = True
+    timeline.mark(at_ms, None if planned_s is None else planned_s * 1000, events, content)
+    if sent.bytes_sent - len(data) < JOURNAL_ANSWER_BYTES:  # what was written before this one
+        sent.kept.append(data)
 
 
 def _abort(request: web.BaseRequest) -> None:

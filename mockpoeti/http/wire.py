@@ -10,6 +10,7 @@ from aiohttp import web
 from mockpoeti.base.catalog import Catalog
 from mockpoeti.base.errors import ApiError
 from mockpoeti.base.jsonio import encode
+from mockpoeti.base.secrets import mask_keys
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -19,7 +20,7 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
 def error_body(catalog: Catalog, error: ApiError) -> tuple[int, dict]:
     known = catalog.errors.get(error.code)
     status = error.status or (known.status if known else 500)
-    message = error.message or (known.message if known else error.code)
+    message = mask_keys(error.message or (known.message if known else error.code))  # it may quote the request
     return status, {"error": {"code": error.code, "message": message, "status": status}}
 
 

@@ -16,12 +16,16 @@ import os
 import signal
 import sys
 import threading
+import time
 import uuid
+import zlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
+import yaml
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
@@ -29,17 +33,27 @@ from yarl import URL
 from mockpoeti.base.catalog import load_catalog
 from mockpoeti.base.errors import ConfigError
 from mockpoeti.base.jsonio import encode
-from mockpoeti.recorder.to_scenario import REPLAYED_HEADERS, EventSplitter, Exchange, Recording
+from mockpoeti.base.secrets import credentials
+from mockpoeti.recorder.to_scenario import MAX_RECORDING_BYTES, REPLAYED_HEADERS, EventSplitter, Exchange, Recording
+from mockpoeti.scripting.loader import parse_scenario  # at the top: a reinstall while recording must not break the last write
 from mockpoeti.scripting.scenario import METHODS
+from mockpoeti.scripting.schema import load_with_lines
 
 HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
     "te", "trailer", "transfer-encoding", "upgrade",
 })
 NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length", "accept-encoding"}
-NOT_RETURNED = HOP_BY_HOP | {"content-length", "content-encoding"}  # aiohttp re-frames and decodes
-SHUTDOWN_TIMEOUT_S = 5.0  # answers still streaming at SIGTERM get this long to finish (and be recorded)
+NOT_RETURNED = HOP_BY_HOP | {"content-length"}  # the body goes back as it came (encoded or not); aiohttp frames it
+# At SIGTERM, answers still coming get SHUTDOWN_GRACE_S to finish (and be recorded); aiohttp waits that long,
+# then as long again after asking, before it cancels them. The file is written within WRITE_TIMEOUT_S after:
+# all in all the recorder is gone within 5 s, whatever the upstream does.
+SHUTDOWN_GRACE_S = 0.75
+WRITE_TIMEOUT_S = 3.0
 MAX_BODY_BYTES = 64 * 1024 * 1024  # what the recorder reads of a request; the upstream has its own limit
+MAX_ANSWER_BYTES = 1024 * 1024  # of one answer the recording keeps (decoded; reading it takes ~15x); the client gets all
+MAX_CHECKED_BYTES = 1024 * 1024  # a file up to this is loaded again to check it validates (17 MB took 6 s)
+T = TypeVar("T")
 
 
 class Recorder:
@@ -67,37 +81,40 @@ class Recorder:
 
     def _write(self, snapshot: Recording) -> None:
         """A temporary file beside FILE, renamed over it: a reader (or a crash) never
-        sees half a file. Runs in a thread while recording, so relayed chunks are not held up."""
+        sees half a file. Runs in a thread, so relayed chunks are not held up."""
         text = snapshot.text(self.errors)
         with self._writing:
             if snapshot.changes <= self._written:
                 return  # a newer snapshot got there first
-            self._check(text)
             tmp = self.out.with_name(f".{self.out.name}.{os.getpid()}.tmp")
             tmp.write_text(text, encoding="utf-8")
             os.replace(tmp, self.out)
             self._written = snapshot.changes
+        if len(text) <= MAX_CHECKED_BYTES:
+            self._check(text)
 
     def _check(self, text: str) -> None:
-        """The file must load as a scenario; if it somehow would not, say so (and write it anyway: nothing is lost)."""
-        from mockpoeti.scripting.loader import parse_scenario
-        from mockpoeti.scripting.schema import load_with_lines
-
+        """The file must load as a scenario; if it somehow would not, say so (it is written anyway: nothing is lost)."""
         try:
             parse_scenario(load_with_lines(text), str(self.out), self.errors)
         except ConfigError as e:
             print("mockpoeti: warning: the recording does not validate:\n" + "\n".join(e.problems), file=sys.stderr)
+        except yaml.YAMLError as e:
+            print(f"mockpoeti: warning: the recording does not load as YAML: {e}", file=sys.stderr)
 
     async def _flush_every(self) -> None:
+        wait = self.flush_seconds
         while True:
-            await asyncio.sleep(self.flush_seconds)
+            await asyncio.sleep(wait)
             snapshot = self.recording.snapshot()  # taken here, in the loop that adds to it
             if snapshot.changes == self._written:
                 continue
+            started = time.monotonic()
             try:
-                await asyncio.to_thread(self._write, snapshot)
+                await in_thread(self._write, snapshot)
             except OSError as e:
                 print(f"mockpoeti: cannot write {self.out}: {e}", file=sys.stderr)
+            wait = max(self.flush_seconds, 2 * (time.monotonic() - started))  # a large recording is not rewritten non-stop
 
     # --- the proxy -------------------------------------------------------------
 
@@ -110,7 +127,7 @@ class Recorder:
     async def _client(self, app: web.Application):
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0),  # as many upstream calls at once as clients make
-            auto_decompress=True,
+            auto_decompress=False,  # passed on as sent; the recording decodes its own bounded head (`Head`)
             trust_env=True,  # HTTPS_PROXY / NO_PROXY, as the SDKs that would call the gateway honour them
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout, sock_read=self.timeout),
         )
@@ -122,7 +139,6 @@ class Recorder:
         loop = asyncio.get_running_loop()
         started = loop.time()
         body = await request.read()
-        self.recording.remember_secret(_bearer(request.headers))
         url = URL(self.upstream + request.raw_path, encoded=True)
         assert self._session is not None
         try:
@@ -136,24 +152,67 @@ class Recorder:
         try:
             if upstream.content_type == "text/event-stream":
                 return await self._relay_stream(request, upstream, started, body)
-            try:
-                data = await upstream.read()
-            except TimeoutError:
-                return self._failure(504, "upstream_timeout", f"The upstream {self.upstream} went silent for {self.timeout:g} s.")
-            except aiohttp.ClientError as e:
-                return self._failure(502, "upstream_error", f"The upstream {self.upstream} broke off its answer: {e}")
-            self._record(request, body, upstream, body_of(data), None, False, loop.time() - started)
-            return web.Response(body=data, status=upstream.status, headers=_returned(upstream.headers))
+            return await self._relay_whole(request, upstream, started, body)
         finally:
             upstream.close()  # unread (the client left, or the upstream failed): close, never drain
+
+    async def _relay_whole(
+        self, request: web.Request, upstream: aiohttp.ClientResponse, started: float, body: bytes
+    ) -> web.StreamResponse:
+        """An answer of up to MAX_ANSWER_BYTES is read, then sent whole (with its length); a longer
+        one is passed on piece by piece as it comes. The recording keeps its decoded head."""
+        head = Head(upstream.headers.get("Content-Encoding", ""))
+        held: list[bytes] = []
+        size = 0
+        response: web.StreamResponse | None = None
+        chunks = upstream.content.iter_any()
+        while True:
+            try:
+                data = await anext(chunks, b"")
+            except TimeoutError:
+                if response is None:
+                    silent = f"The upstream {self.upstream} went silent for {self.timeout:g} s."
+                    return self._failure(504, "upstream_timeout", silent)
+                return _abort(request, response)
+            except aiohttp.ClientError as e:
+                if response is None:
+                    return self._failure(502, "upstream_error", f"The upstream {self.upstream} broke off its answer: {e}")
+                return _abort(request, response)
+            if not data:
+                break
+            head.feed(data)
+            try:
+                if response is not None:
+                    await response.write(data)
+                    continue
+                held.append(data)
+                size += len(data)
+                if size > MAX_ANSWER_BYTES:
+                    response = web.StreamResponse(status=upstream.status, headers=_returned(upstream.headers))
+                    await response.prepare(request)
+                    for piece in held:
+                        await response.write(piece)
+                    held = []
+            except ConnectionError:  # the client left: what it missed is no answer of the upstream's
+                return response or web.Response()
+        answer = body_of(head.data()) if head.readable else _BINARY
+        self._record(request, body, upstream, answer, None, False, asyncio.get_running_loop().time() - started, head.cut)
+        if response is None:
+            return web.Response(body=b"".join(held), status=upstream.status, headers=_returned(upstream.headers))
+        with contextlib.suppress(ConnectionError):
+            await response.write_eof()
+        return response
 
     async def _relay_stream(
         self, request: web.Request, upstream: aiohttp.ClientResponse, started: float, body: bytes
     ) -> web.StreamResponse:
-        """Each piece goes to the client as it arrives, and each event is timed as it completes."""
+        """Each piece goes to the client as it arrives, and each event is timed as it completes
+        (the events of the first MAX_ANSWER_BYTES, decoded: an endless stream is relayed for ever
+        in bounded memory)."""
         loop = asyncio.get_running_loop()
         response = web.StreamResponse(status=upstream.status, headers=_returned(upstream.headers))
         await response.prepare(request)
+        head = Head(upstream.headers.get("Content-Encoding", ""), keep=False)
         splitter = EventSplitter()
         events: list[tuple[float, str]] = []
         broken = False
@@ -174,43 +233,56 @@ class Recorder:
                     break
                 if not data:
                     break
-                at = loop.time() - started
-                events.extend((at, event) for event in splitter.feed(data))
+                decoded = head.feed(data)
+                if decoded:
+                    at = loop.time() - started
+                    events.extend((at, event) for event in splitter.feed(decoded))
                 await response.write(data)
         except ConnectionError:  # the client left
-            self._record_if_whole(request, body, upstream, events)
+            self._record_if_whole(request, body, upstream, events, head)
             return response
-        except asyncio.CancelledError:  # the client left (aiohttp cancels the handler)
-            self._record_if_whole(request, body, upstream, events)
+        except asyncio.CancelledError:  # the client left (aiohttp cancels the handler), or the recorder stops
+            self._record_if_whole(request, body, upstream, events, head)
             raise
-        self._record(request, body, upstream, None, tuple(events), broken, loop.time() - started)
+        if head.readable:
+            self._record(request, body, upstream, None, tuple(events), broken, loop.time() - started, head.cut)
         if broken:
-            if request.transport is not None:
-                request.transport.abort()
-            return response
+            return _abort(request, response)
         with contextlib.suppress(ConnectionError):
             await response.write_eof()
         return response
 
-    def _record_if_whole(self, request: web.Request, body: bytes, upstream: aiohttp.ClientResponse, events: list) -> None:
+    def _record_if_whole(
+        self, request: web.Request, body: bytes, upstream: aiohttp.ClientResponse, events: list, head: Head
+    ) -> None:
         """Clients (the openai SDK among them) may hang up as soon as they read [DONE], or an
         error event (the SDK raises on it), before the upstream closed: that stream was whole,
-        and is recorded. Any other stream the client cut short is not the upstream's answer."""
-        if any(data.strip() == "[DONE]" for _, data in events) or (events and _is_error_event(events[-1][1])):
-            self._record(request, body, upstream, None, tuple(events), False, 0.0)
+        and is recorded. Any other stream the client cut short is not the upstream's answer
+        (but for one already longer than the recording keeps: its head is recorded, cut)."""
+        whole = any(data.strip() == "[DONE]" for _, data in events) or (events and _is_error_event(events[-1][1]))
+        if head.readable and (whole or head.cut):
+            self._record(request, body, upstream, None, tuple(events), False, 0.0, head.cut)
 
     def _record(self, request: web.Request, body: bytes, upstream: aiohttp.ClientResponse, answer: Any,
-                events: tuple[tuple[float, str], ...] | None, broken: bool, elapsed: float) -> None:
+                events: tuple[tuple[float, str], ...] | None, broken: bool, elapsed: float, cut: bool = False) -> None:
         if request.method not in METHODS or request.method == "OPTIONS" or request.path.startswith("/__admin/"):
             return  # preflights and the mock's own admin API are no part of the gateway
-        request_body = body_of(body)
+        if not 200 <= upstream.status <= 599:
+            return  # what a scenario can answer
+        request_body = body_of(body) if len(body) <= MAX_ANSWER_BYTES else _BINARY  # too large to replay
         if answer is _BINARY or request_body is _BINARY:
+            self.recording.left_out += request_body is _BINARY
             return  # a scenario file holds text
         headers = {name: upstream.headers[name] for name in REPLAYED_HEADERS if name in upstream.headers}
-        self.recording.add(Exchange(
+        exchange = Exchange(
             method=request.method, path=request.path, query=request.query_string, request=request_body,
-            status=upstream.status, headers=headers, body=answer, events=events, broken=broken, elapsed=elapsed,
-        ))
+            status=upstream.status, headers=headers, body=answer, events=events, broken=broken, elapsed=elapsed, cut=cut,
+        )
+        size = len(body) + (sum(len(data) for _, data in events) if events is not None else len(str(answer)))
+        secrets = credentials(request.headers.items(), request.query.items())
+        if not self.recording.add(exchange, size, secrets) and self.recording.left_out == 1:
+            print(f"mockpoeti: warning: the recording holds {MAX_RECORDING_BYTES // 2**20} MiB, all it keeps; "
+                  "further requests are passed on but not recorded", file=sys.stderr)
 
     def _failure(self, status: int, code: str, message: str) -> web.Response:
         """The recorder's own error, in the unified format, with a trace id like every answer."""
@@ -228,7 +300,7 @@ class Recorder:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        runner = web.AppRunner(self.app(), handler_cancellation=True, shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log=None)
+        runner = web.AppRunner(self.app(), handler_cancellation=True, shutdown_timeout=SHUTDOWN_GRACE_S, access_log=None)
         await runner.setup()
         try:
             site = web.TCPSite(runner, host, port)
@@ -242,9 +314,13 @@ class Recorder:
             await stop.wait()
             flusher.cancel()
         finally:
-            await runner.cleanup()  # lets answers in flight finish, so they are recorded too
+            await runner.cleanup()  # lets answers in flight finish (a moment), so they are recorded too
         try:
-            written = self.write()
+            written = await asyncio.wait_for(in_thread(self.write), WRITE_TIMEOUT_S)
+        except TimeoutError:
+            print(f"mockpoeti: could not finish writing {self.out} within {WRITE_TIMEOUT_S:g} s; it holds the recording "
+                  "as of its last flush", file=sys.stderr)
+            raise SystemExit(1) from None
         except OSError as e:
             print(f"mockpoeti: cannot write {self.out}: {e}", file=sys.stderr)
             raise SystemExit(1) from None
@@ -256,6 +332,7 @@ class Recorder:
 
 
 _BINARY = object()
+MAX_JSON_DEPTH = 64  # of a recorded JSON body (a scenario file may nest 100 levels); deeper ones are kept as text
 
 
 def body_of(data: bytes) -> Any:
@@ -263,8 +340,10 @@ def body_of(data: bytes) -> Any:
     if not data:
         return None
     try:
-        return json.loads(data)
-    except ValueError:
+        value = json.loads(data)
+        if _depth(value) <= MAX_JSON_DEPTH:
+            return value
+    except (ValueError, RecursionError):
         pass
     try:
         return data.decode("utf-8")
@@ -272,9 +351,92 @@ def body_of(data: bytes) -> Any:
         return _BINARY
 
 
-def _bearer(headers: CIMultiDictProxy[str]) -> str:
-    scheme, _, token = headers.get("Authorization", "").strip().partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else headers.get("Authorization", "").strip()
+def _depth(value: Any) -> int:
+    """How many arrays and objects deep `value` nests (counted without recursion)."""
+    deepest, level = 0, [(value, 1)]
+    while level:
+        item, depth = level.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            if deepest > MAX_JSON_DEPTH:
+                return deepest
+            level.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+class Head:
+    """The first MAX_ANSWER_BYTES of an answer, decoded from its Content-Encoding (gzip and
+    deflate; others are not recorded) as it arrives: a gzip bomb costs what the head costs.
+    `keep=False` keeps nothing, only says what each piece decoded to."""
+
+    def __init__(self, encoding: str, keep: bool = True) -> None:
+        encoding = encoding.strip().lower()
+        self.readable = encoding in ("", "identity", "gzip", "x-gzip", "deflate")
+        self._decoder = zlib.decompressobj(zlib.MAX_WBITS | 32) if encoding in ("gzip", "x-gzip", "deflate") else None
+        self._keep = keep
+        self._parts: list[bytes] = []
+        self.size = 0
+        self.cut = False
+
+    def feed(self, data: bytes) -> bytes:
+        """What of `data` the recording keeps, decoded (nothing once the head is full)."""
+        room = MAX_ANSWER_BYTES - self.size
+        if not self.readable or self.cut or not data:
+            return b""
+        if room <= 0:
+            self.cut = True
+            return b""
+        if self._decoder is None:
+            out = data[:room]
+            self.cut = len(data) > room
+        else:
+            try:
+                out = self._decoder.decompress(data, room)
+            except zlib.error:
+                self.readable = False
+                return b""
+            self.cut = bool(self._decoder.unconsumed_tail)
+        self.size += len(out)
+        if self._keep:
+            self._parts.append(out)
+        return out
+
+    def data(self) -> bytes:
+        return b"".join(self._parts)
+
+
+def _abort(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+    """The upstream broke off: so does the answer (the client sees the connection drop, as it would have)."""
+    if request.transport is not None:
+        request.transport.abort()
+    return response
+
+
+async def in_thread(fn: Callable[..., T], *args: Any) -> T:
+    """`fn(*args)` in a daemon thread of its own: unlike the default executor's, the process
+    does not wait for it to end (a write cut short leaves the file of the last flush)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[T] = loop.create_future()
+
+    def run() -> None:
+        try:
+            result = fn(*args)
+        except BaseException as e:  # handed to the awaiting task
+            loop.call_soon_threadsafe(_settle, done, None, e)
+        else:
+            loop.call_soon_threadsafe(_settle, done, result, None)
+
+    threading.Thread(target=run, name="mockpoeti-record-write", daemon=True).start()
+    return await done
+
+
+def _settle(future: asyncio.Future, result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return  # nobody waits any more
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
 
 
 def _is_error_event(data: str) -> bool:

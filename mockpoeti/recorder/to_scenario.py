@@ -25,6 +25,7 @@ from mockpoeti.answers.completion import split_text
 from mockpoeti.answers.script import CHUNKINGS, FINISH_REASONS
 from mockpoeti.base.endpoints import CHAT
 from mockpoeti.base.secrets import redact
+from mockpoeti.scripting.loader import MAX_NAME_CHARS
 
 CHAT_PATH = "/v1/chat/completions"
 REPLAYED_HEADERS = ("retry-after",)  # response headers a replay repeats; the rest is the replaying server's own
@@ -46,12 +47,18 @@ class Exchange:
     events: tuple[tuple[float, str], ...] | None = None  # a stream: (seconds after the request, each event's data)
     broken: bool = False  # the upstream dropped the stream before its end
     elapsed: float = 0.0  # seconds from the request to the whole answer
+    cut: bool = False  # the answer was longer than the recorder keeps: `body` or `events` are its head
+
+
+MAX_RECORDING_BYTES = 16 * 1024 * 1024  # of requests and answers kept in all: the file is written in ~2 s at most
+PLAIN_YAML_BYTES = 128 * 1024  # a recording up to this is written by PyYAML (lists indented; ~0.5 MB/s); past it, by libyaml
 
 
 @dataclass(slots=True)
 class Recording:
-    """What the proxy saw so far. The keys it saw are kept in memory only, to be
-    redacted: none of them is ever written."""
+    """What the proxy saw so far, at most MAX_RECORDING_BYTES of it. The credentials it saw
+    are kept in memory only, to be redacted: none of them is ever written. Each exchange is
+    redacted and read once (`prepared`), not again at every write."""
 
     upstream: str
     started: str  # ISO 8601, for the description
@@ -59,60 +66,104 @@ class Recording:
     exchanges: list[Exchange] = field(default_factory=list)
     secrets: set[str] = field(default_factory=set)
     changes: int = 0
+    size: int = 0  # bytes of the requests and answers kept
+    left_out: int = 0  # exchanges not kept: the recording was full, or a request too large to replay
+    prepared: dict[int, tuple] = field(default_factory=dict)  # exchange index -> what `scenario_document` made of it
 
-    def add(self, exchange: Exchange) -> None:
+    def add(self, exchange: Exchange, size: int, secrets: Iterable[str] = ()) -> bool:
+        """Keep an exchange of `size` bytes, with the credentials its request carried; False
+        when the recording is full."""
+        if self.size + size > MAX_RECORDING_BYTES:
+            self.left_out += 1
+            return False
+        self.secrets.update(secrets)
         self.exchanges.append(exchange)
+        self.size += size
         self.changes += 1
-
-    def remember_secret(self, secret: str) -> None:
-        if len(secret) >= 8:  # a shorter "key" would cut ordinary words out of the answers
-            self.secrets.add(secret)
+        return True
 
     def snapshot(self) -> Recording:
-        """A copy to write from while recording goes on."""
+        """A copy to write from while recording goes on (sharing what was prepared)."""
         return replace(self, exchanges=list(self.exchanges), secrets=set(self.secrets))
 
     def document(self, errors: Mapping[str, Any]) -> dict:
-        return scenario_document(self.exchanges, self.secrets, self.upstream, self.started, self.name, errors)
+        document = scenario_document(
+            self.exchanges, self.secrets, self.upstream, self.started, self.name, errors, self.prepared
+        )
+        if self.left_out:
+            document["description"] += (
+                f" {self.left_out} more request{'s were' if self.left_out != 1 else ' was'} not recorded: "
+                f"a request too large to replay, or past the {MAX_RECORDING_BYTES // 2**20} MiB the recorder keeps in all."
+            )
+        return document
 
     def text(self, errors: Mapping[str, Any]) -> str:
-        return scenario_yaml(self.document(errors))
+        return scenario_yaml(self.document(errors), fast=self.size > PLAIN_YAML_BYTES)
 
 
 class EventSplitter:
     """Server-Sent Events from bytes as they arrive: the data of each complete
-    event (multi-line data joined, comments and other fields ignored)."""
+    event (multi-line data joined, comments and other fields ignored). Each byte
+    is looked at once, however the events are cut into pieces."""
 
     def __init__(self) -> None:
-        self._buffer = b""
+        self._buffer = bytearray()
+        self._searched = 0  # where the next search for an event's end starts
 
     def feed(self, data: bytes) -> list[str]:
-        self._buffer = (self._buffer + data).replace(b"\r\n", b"\n")
-        *events, self._buffer = self._buffer.split(b"\n\n")
-        out = []
-        for event in events:
-            lines = [line[5:].removeprefix(b" ") for line in event.split(b"\n") if line.startswith(b"data:")]
-            if lines:
-                out.append(b"\n".join(lines).decode("utf-8", "replace"))
+        self._buffer += data
+        out, start = [], 0
+        while True:
+            end, after = self._end_of_event(max(start, self._searched))
+            if end < 0:
+                break
+            lines = bytes(self._buffer[start:end]).replace(b"\r\n", b"\n").split(b"\n")
+            data_lines = [line[5:].removeprefix(b" ") for line in lines if line.startswith(b"data:")]
+            if data_lines:
+                out.append(b"\n".join(data_lines).decode("utf-8", "replace"))
+            start = after
+        del self._buffer[:start]
+        self._searched = max(0, len(self._buffer) - 3)  # a separator may straddle two pieces
         return out
+
+    def _end_of_event(self, offset: int) -> tuple[int, int]:
+        """Where the first event ending after `offset` ends, and where the next begins; (-1, -1) for none."""
+        found = [(i, i + len(sep)) for sep in (b"\n\n", b"\r\n\r\n") if (i := self._buffer.find(sep, offset)) >= 0]
+        return min(found) if found else (-1, -1)
 
 
 # --- the document --------------------------------------------------------------
 
 def scenario_document(
-    exchanges: Iterable[Exchange], secrets: Iterable[str], upstream: str, started: str, name: str, errors: Mapping[str, Any]
+    exchanges: Iterable[Exchange], secrets: Iterable[str], upstream: str, started: str, name: str, errors: Mapping[str, Any],
+    prepared: dict[int, tuple] | None = None,
 ) -> dict:
     """The scenario replaying `exchanges`. `errors` is the error catalog (code ->
     an object with `status` and `message`): codes it knows replay as `error`,
-    any other error answer as its raw status and body."""
+    any other error answer as its raw status and body. `prepared` keeps what was
+    made of each exchange (by position) for the next call, until new secrets are seen."""
     known = sorted(set(secrets), key=len, reverse=True)
-    groups: dict[tuple, list[Exchange]] = {}
-    for exchange in exchanges:
-        exchange = redact_exchange(exchange, known)
-        groups.setdefault(identity(exchange), []).append(exchange)
-    rules = [_rule(key, group, errors) for key, group in groups.items()]
+    seen = prepared if prepared is not None else {}
+    groups: dict[tuple, list[tuple[Exchange, Answer]]] = {}
+    cut = 0
+    for i, exchange in enumerate(exchanges):
+        made = seen.get(i)
+        if made is None or made[0] != len(known):
+            redacted = redact_exchange(exchange, known)
+            key = identity(redacted)
+            answer = _chat_answer_or_raw(redacted, errors) if key[0] == CHAT else whole_answer(redacted, errors)
+            made = seen[i] = (len(known), key, redacted, answer)
+        _, key, redacted, answer = made
+        groups.setdefault(key, []).append((redacted, answer))
+        cut += exchange.cut
+    rules = [_rule(key, group) for key, group in groups.items()]
     rules = _most_specific_first(rules)
     count = sum(len(g) for g in groups.values())
+    cut_note = (
+        f" {cut} answer{'s were' if cut != 1 else ' was'} longer than the recorder keeps: only the head is recorded "
+        "(the rule's name says so)."
+        if cut else ""
+    )
     return {
         "version": 1,
         "name": name,
@@ -120,7 +171,7 @@ def scenario_document(
             f"Recorded from {_public_url(upstream)} by `mockpoeti record`, starting {started}: "
             f"{count} request{'s' if count != 1 else ''}, {len(rules)} rule{'s' if len(rules) != 1 else ''}. "
             "Answers of the same request replay in the order they came (the last repeats). "
-            "API keys are shortened to their prefix."
+            "API keys are shortened to their prefix." + cut_note
         ),
         "rules": rules,
     }
@@ -158,8 +209,9 @@ def _chat_identity(exchange: Exchange) -> tuple | None:
     return model, body.get("stream") is True, names, messages[-1]["role"], message
 
 
-def _rule(key: tuple, group: list[Exchange], errors: Mapping[str, Any]) -> dict:
-    first = group[0]
+def _rule(key: tuple, group: list[tuple[Exchange, Answer]]) -> dict:
+    first = group[0][0]
+    answers = [answer for _, answer in group]
     if key[0] == CHAT:
         _, model, stream, tools, last_role, message = key
         name = f"chat{' stream' if stream else ''}: {_snippet(message)}"
@@ -171,14 +223,14 @@ def _rule(key: tuple, group: list[Exchange], errors: Mapping[str, Any]) -> dict:
             "last_role": last_role,
             "message": exact_regex(message),
         }
-        answers = [_chat_answer_or_raw(e, errors) for e in group]
     else:
         name = f"{first.method} {first.path}" + (f"?{first.query}" if first.query else "")
         match = {"method": first.method, "path": glob_escape(first.path)}
         if isinstance(first.request, dict):
             match["body"] = first.request
-        answers = [whole_answer(e, errors) for e in group]
-    rule: dict[str, Any] = {"name": name, "match": match}
+    if any(exchange.cut for exchange, _ in group):
+        name = _snippet(name, MAX_NAME_CHARS - 6) + " (cut)"
+    rule: dict[str, Any] = {"name": _snippet(name, MAX_NAME_CHARS), "match": match}
     responds = _sequence(answers)
     rule["respond"] = responds[0] if len(responds) == 1 else responds
     return rule
@@ -364,7 +416,7 @@ def _chat_answer_or_raw(exchange: Exchange, errors: Mapping[str, Any]) -> Answer
     nobody foresaw is kept raw rather than lose the recording."""
     try:
         return chat_answer(exchange, errors)
-    except (AttributeError, KeyError, TypeError, ValueError):
+    except (AttributeError, KeyError, TypeError, ValueError, RecursionError):
         return whole_answer(exchange, errors)
 
 
@@ -399,16 +451,20 @@ def _plain_answer(exchange: Exchange) -> Answer | None:
         if not isinstance(function, dict) or not all(isinstance(function.get(k), str) for k in ("name", "arguments")):
             return None
         calls.append((call.get("id"), function["name"], function["arguments"]))
-    respond = _respond(message.get("content"), calls, choices[0].get("finish_reason"), body.get("usage"))
+    finish, usage = choices[0].get("finish_reason"), body.get("usage")
+    respond = _respond(message.get("content"), calls, finish, usage, message.get("refusal"))
     if respond is None:
         return None
     return Answer(respond, Timing(latency_ms=exchange.elapsed * 1000))
 
 
-def _respond(content: Any, calls: list[tuple[Any, str, str]], finish: Any, usage: Any) -> dict | None:
-    """The fields in reading order; None when something cannot be said exactly."""
+def _respond(content: Any, calls: list[tuple[Any, str, str]], finish: Any, usage: Any, refusal: Any = None) -> dict | None:
+    """The fields in reading order; None when something cannot be said exactly.
+    A refusal (`message.refusal`) replays as the `refusal` fault with its words."""
     out: dict[str, Any] = {}
-    if content is not None:
+    if refusal is not None and (not isinstance(refusal, str) or content or calls):
+        return None
+    if content is not None and refusal is None:
         if not isinstance(content, str) or "{{" in content or "}}" in content:  # a template would be filled in
             return None
         out["content"] = content
@@ -425,6 +481,8 @@ def _respond(content: Any, calls: list[tuple[Any, str, str]], finish: Any, usage
         tokens = {k: usage[k] for k in ("prompt_tokens", "completion_tokens") if isinstance(usage.get(k), int)}
         if tokens:
             out["usage"] = tokens
+    if refusal is not None:
+        out["fault"] = {"kind": "refusal", "message": refusal}
     return out
 
 
@@ -439,6 +497,7 @@ def _arguments(text: str) -> Any:
 
 def _stream_answer(exchange: Exchange, errors: Mapping[str, Any]) -> Answer | None:
     content_pieces: list[str] = []
+    refusal_pieces: list[str] = []
     call_pieces: dict[int, list[str]] = {}
     calls: dict[int, dict] = {}
     content_times: list[float] = []
@@ -469,6 +528,9 @@ def _stream_answer(exchange: Exchange, errors: Mapping[str, Any]) -> Answer | No
             if isinstance(delta.get("content"), str) and delta["content"]:
                 content_pieces.append(delta["content"])
                 content_times.append(at)
+            if isinstance(delta.get("refusal"), str) and delta["refusal"]:
+                refusal_pieces.append(delta["refusal"])
+                content_times.append(at)
             for call in delta.get("tool_calls") or ():
                 function = call.get("function") if isinstance(call, dict) else None
                 if not isinstance(function, dict) or not isinstance(call.get("index", 0), int):
@@ -486,19 +548,21 @@ def _stream_answer(exchange: Exchange, errors: Mapping[str, Any]) -> Answer | No
                 finish = choice["finish_reason"]
     ordered = [calls[k] for k in sorted(calls)]
     respond = _respond(
-        "".join(content_pieces) if content_pieces or not ordered else None,
+        "".join(content_pieces) if content_pieces or not (ordered or refusal_pieces) else None,
         [(c["id"], c["name"], c["arguments"]) for c in ordered],
         finish,
         usage,
+        "".join(refusal_pieces) if refusal_pieces else None,
     )
     if respond is None:
         return None
-    # a replay streams the tool calls' arguments when there are calls, else the content
+    # a replay streams the tool calls' arguments when there are calls, else the content (or the refusal)
+    spoken = refusal_pieces or content_pieces
     texts = [(c["arguments"], call_pieces.get(k, [])) for k, c in sorted(calls.items())] if calls else [
-        ("".join(content_pieces), content_pieces)
+        ("".join(spoken), spoken)
     ]
     fault = _stream_fault(error, exchange.broken, done, finish, sum(len(p) for _, p in texts), errors)
-    if fault is False:
+    if fault is False or (fault is not None and refusal_pieces):  # a rule carries one fault
         return None
     if fault is not None:
         respond["fault"] = fault
@@ -529,16 +593,37 @@ def _stream_fault(error: Any, broken: bool, done: bool, finish: Any, pieces: int
 def chunking(texts: list[tuple[str, list[str]]]) -> str | int:
     """The `chunk` setting whose split of each text gives back the recorded
     pieces (token, word, char, or N characters); when none does, the N that
-    gives the same number of chunks (so the pacing lasts as long), or near it."""
+    gives the same number of chunks (so the pacing lasts as long), or near it
+    (the smallest such N). Found in time linear in the texts: a 4 MiB stream
+    tried every N from 1 to 4 million."""
+
+    def fits(chunk: str | int) -> bool:
+        for text, pieces in texts:
+            size = 1 if chunk == "char" else chunk
+            if isinstance(size, int) and math.ceil(len(text) / size) != len(pieces):
+                return False  # the count tells, before millions of pieces are cut
+            if split_text(text, chunk) != pieces:
+                return False
+        return True
+
     for chunk in (*CHUNKINGS, _first_size(texts)):
-        if chunk and all(split_text(text, chunk) == pieces for text, pieces in texts):
+        if chunk and fits(chunk):
             return chunk
     wanted = sum(len(p) for _, p in texts)
-    longest = max((len(t) for t, _ in texts), default=1) or 1
-    return min(
-        range(1, longest + 1),
-        key=lambda n: (abs(sum(math.ceil(len(t) / n) for t, _ in texts) - wanted), n),
-    )
+
+    def count(n: int) -> int:  # chunks of N characters: fewer (or as many) as N grows
+        return sum(math.ceil(len(t) / n) for t, _ in texts)
+
+    def first_at_most(target: int) -> int:
+        low, high = 1, max((len(t) for t, _ in texts), default=1) or 1
+        while low < high:
+            middle = (low + high) // 2
+            low, high = (low, middle) if count(middle) <= target else (middle + 1, high)
+        return low
+
+    above = first_at_most(wanted)  # the first N with at most `wanted` chunks; the N before it has more
+    below = first_at_most(count(above - 1)) if above > 1 else above  # the first N with that many
+    return min((below, above), key=lambda n: (abs(count(n) - wanted), n))
 
 
 def _first_size(texts: list[tuple[str, list[str]]]) -> int:
@@ -601,6 +686,20 @@ def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _represent_str)
 
 
-def scenario_yaml(document: dict) -> str:
-    return yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False, width=100)
+_FAST_BASE: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+class _FastDumper(_FAST_BASE):  # type: ignore[misc,valid-type]  # libyaml's emitter, where PyYAML has it
+    """The same over libyaml's emitter: a 4 MiB answer is written in 0.1 s, not 8 s (lists
+    then sit at their key's indentation)."""
+
+
+_FastDumper.add_representer(str, _represent_str)
+
+
+def scenario_yaml(document: dict, fast: bool = False) -> str:
+    return yaml.dump(
+        document, Dumper=_FastDumper if fast else _Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False,
+        width=100,
+    )
 

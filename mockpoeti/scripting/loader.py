@@ -21,6 +21,7 @@ from mockpoeti.answers.templating import check_template
 from mockpoeti.base.catalog import shipped_dir
 from mockpoeti.base.endpoints import CHAT, ENDPOINTS
 from mockpoeti.base.errors import ConfigError
+from mockpoeti.base.regexes import PatternError, compile_linear
 from mockpoeti.scripting.scenario import METHODS, Chaos, Match, Rule, Scenario
 from mockpoeti.scripting.schema import (
     AnyValue,
@@ -32,6 +33,7 @@ from mockpoeti.scripting.schema import (
     Num,
     Obj,
     OneOf,
+    ShapeError,
     Site,
     Str,
     did_you_mean,
@@ -39,6 +41,9 @@ from mockpoeti.scripting.schema import (
 )
 
 FORMAT_VERSION = 1
+MAX_RULES = 5000  # rules of one load (every file and inline scenario of it): each is tried on every request
+MAX_NAME_CHARS = 256  # of a scenario's, a rule's or a stub's name: the journal names them in every near miss
+MAX_TURN = 100_000  # a `turn` past this is a typo: a body holds at most 100,000 values
 
 # --- checks the types cannot express ---------------------------------------------
 
@@ -64,9 +69,38 @@ def _template(text: str, site: Site) -> None:
 def _regex(text: str, site: Site) -> None:
     if _is_regex(text):
         try:
-            re.compile(text[1:-1])
-        except re.error as e:
-            site.fail(f"not a valid regular expression: {e}; expected /regex/")
+            compile_linear(text[1:-1])
+        except PatternError as e:
+            site.fail(str(e))
+
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110's field-name
+_NOT_IN_A_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # control characters but the tab: CR and LF end a header
+FRAMING_HEADERS = ("Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive", "Upgrade", "TE", "Trailer",
+                   "Proxy-Connection")
+MAX_HEADER_BYTES = 8 * 1024  # of a response's scripted headers, names and values together (clients read ~16 KiB of head)
+
+
+def _headers(headers: dict, site: Site) -> None:
+    """Scripted response headers are written into the answer's head as they are: each must be a
+    header HTTP can carry, and the framing is the server's (a scripted Content-Length beside
+    another body desynchronises keep-alive; Transfer-Encoding or an upgrade hangs the client)."""
+    lines = getattr(headers, "key_lines", {})
+    framing = {name.lower(): name for name in FRAMING_HEADERS}
+    size = 0
+    for name, value in headers.items():
+        here = site.child(str(name), lines.get(name))
+        text = _header_value(value)
+        size += len(str(name)) + len(text.encode("utf-8", "surrogatepass"))
+        if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+            here.fail(f"{str(name)[:80]!r} is not a header name; expected letters, digits and !#$%&'*+-.^_`|~ only")
+        elif name.lower() in framing:
+            here.fail(f"the server frames its answers itself ({', '.join(FRAMING_HEADERS)}): a scripted "
+                      f"{framing[name.lower()]} would break the connection")
+        elif _NOT_IN_A_VALUE.search(text):
+            here.fail("a header value may not hold control characters (CR, LF, NUL, ...)")
+    if size > MAX_HEADER_BYTES:
+        site.fail(f"{size} bytes of headers; expected at most {MAX_HEADER_BYTES} (names and values together)")
 
 
 def _timing(timing: dict, site: Site) -> None:
@@ -140,8 +174,10 @@ RESPOND = Obj({
     "tool_calls": ListOf(Obj({"name": Str(), "arguments": OneOf(MapOf(AnyValue()), Str()), "id": Str()}, required=("name",)), 1),
     "finish_reason": Enum(FINISH_REASONS, "a finish reason"),
     "usage": Obj({"prompt_tokens": Int(0, 10**9), "completion_tokens": Int(0, 10**9)}),
-    "status": Int(100, 599),
-    "headers": MapOf(OneOf(Str(), Num(), noun="a string or a number")),
+    "status": Int(200, 599).described("The answer's status: a final one, 200 to 599."),
+    "headers": MapOf(OneOf(Str(), Num(), noun="a string or a number")).checked_by(_headers).described(
+        "Extra response headers; the framing ones (Content-Length, Transfer-Encoding, Connection, ...) are the server's."
+    ),
     "body": AnyValue().described("A raw body: a string is sent as is, anything else as JSON."),
     "error": ERROR_CODE,
     "message": Str(),
@@ -164,10 +200,14 @@ MATCH = Obj({
     "tools": OneOf(Bool(), ListOf(Str(), 1), noun="true, false or a list of tool names").described(
         "true: the request declares at least one tool; false: none; a list: exactly these function names (any order)"
     ),
+    "turn": Int(1, MAX_TURN).described("The request carries exactly this many user messages (1: the first question)"),
+    "after_tool": Str().described(
+        "The last message is the result of a call to a function so named (exact, or a glob such as search*)"
+    ),
 }, noun="a match: {endpoint, model, stream, message, ...}")
 
 RULE = Obj({
-    "name": Str(),
+    "name": Str(MAX_NAME_CHARS),
     "match": MATCH,
     "respond": OneOf(RESPOND, ListOf(RESPOND, 1), noun="a response or a list of responses"),
     "times": Int(1, 10**9),
@@ -186,7 +226,7 @@ CHAOS = Obj({
 
 SCENARIO = Obj({
     "version": Int(FORMAT_VERSION, FORMAT_VERSION),
-    "name": Str(),
+    "name": Str(MAX_NAME_CHARS),
     "description": Str(),
     "seed": Int(),
     "rules": ListOf(RULE),
@@ -249,6 +289,8 @@ def load_scenario(path: str | Path, error_codes: Iterable[str]) -> Scenario:
         raise ConfigError([f"{path}:1: cannot read: {e}"]) from None
     try:
         data = load_with_lines(text)
+    except ShapeError as e:
+        raise ConfigError([f"{path}:{e.line}: {e.message}"]) from None
     except yaml.YAMLError as e:
         raise ConfigError([f"{path}:{_yaml_problem(e)}"]) from None
     return parse_scenario(data, str(path), error_codes)
@@ -266,15 +308,40 @@ def _yaml_problem(e: yaml.YAMLError) -> str:
 
 
 def load_scenarios(names: Iterable[str], error_codes: Iterable[str]) -> list[Scenario]:
-    problems, scenarios = [], []
+    """The scenarios of files and folders, in order. A file named twice is read once (and
+    active twice: each copy counts its own `times`); all of them together hold at most MAX_RULES."""
+    problems: list[str] = []
+    scenarios: list[Scenario] = []
     codes = set(error_codes)
+    seen: dict[str, Scenario | None] = {}  # resolved path -> its scenario (None: it had problems)
     for path in scenario_files(names):
         try:
-            scenarios.append(load_scenario(path, codes))
-        except ConfigError as e:
-            problems.extend(e.problems)
+            same = str(path.resolve())
+        except (OSError, RuntimeError):
+            same = str(path)
+        if same not in seen:
+            try:
+                seen[same] = load_scenario(path, codes)
+            except ConfigError as e:
+                seen[same] = None
+                problems.extend(e.problems)
+        scenario = seen[same]
+        if scenario is not None:
+            scenarios.append(scenario)
     if problems:
         raise ConfigError(problems)
+    return limit_rules(scenarios)
+
+
+def limit_rules(scenarios: list[Scenario]) -> list[Scenario]:
+    """The scenarios of one load, if together they hold at most MAX_RULES rules: every request
+    is tried against them (stubs are bounded apart, by MAX_STUBS)."""
+    total = 0
+    for scenario in scenarios:
+        total += len(scenario.rules)
+        if total > MAX_RULES:
+            raise ConfigError([f"{scenario.source}:1: with this scenario, one load holds {total} rules or more; "
+                               f"at most {MAX_RULES} (MAX_RULES) are tried on every request"])
     return scenarios
 
 
@@ -282,6 +349,11 @@ def parse_scenario(data: Any, source: str, error_codes: Iterable[str]) -> Scenar
     site = Site(source, context={"codes": set(error_codes)})
     if data is None:
         site.fail("the file is empty; expected a scenario: {name, rules}")
+        raise ConfigError(site.problems)
+    rules = data.get("rules") if isinstance(data, dict) else None
+    if isinstance(rules, list) and len(rules) > MAX_RULES:  # refused before thousands of rules are checked
+        line = getattr(data, "key_lines", {}).get("rules")
+        site.child("rules", line).fail(f"{len(rules)} rules; a load holds at most {MAX_RULES} (MAX_RULES)")
         raise ConfigError(site.problems)
     SCENARIO.check(data, site)
     if site.problems:
@@ -370,7 +442,7 @@ def build_match(m: dict) -> Match:
     """A Match from a validated `match` mapping."""
     message = m.get("message")
     if isinstance(message, str) and _is_regex(message):
-        message = re.compile(message[1:-1])
+        message = compile_linear(message[1:-1])
     return Match(
         endpoint=m.get("endpoint"),
         method=m.get("method"),
@@ -383,6 +455,8 @@ def build_match(m: dict) -> Match:
         key=m.get("key"),
         last_role=m.get("last_role"),
         tools=frozenset(tools) if isinstance(tools := m.get("tools"), list) else tools,
+        turn=m.get("turn"),
+        after_tool=m.get("after_tool"),
     )
 
 

@@ -8,8 +8,8 @@ so `reset` rewinds it (and drops the stubs).
 
 from __future__ import annotations
 
+import bisect
 import random
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
@@ -19,6 +19,8 @@ from mockpoeti.answers.chat_request import message_text
 from mockpoeti.answers.generate import derive_seed
 from mockpoeti.answers.script import Respond
 from mockpoeti.base.endpoints import ENDPOINTS
+from mockpoeti.base.errors import ConfigError
+from mockpoeti.base.regexes import search
 from mockpoeti.scripting.scenario import Match, Rule, Scenario
 
 
@@ -37,13 +39,16 @@ class RequestView(NamedTuple):
     message: str = ""
     last_role: str | None = None
     tools: tuple[str, ...] = ()  # the declared tools' function names ("" for a tool without one)
+    turn: int = 0  # how many user messages the request carries
+    after_tool: str | None = None  # the function whose result is the last message ("" when no call names it)
+    verdicts: dict[str, bool] | None = None  # message regex -> found in `message`: each is searched once per request
 
 
 def view_of(
     endpoint: str | None, method: str, path: str, headers: Mapping[str, str], body: Any, key: str | None = None
 ) -> RequestView:
     """A RequestView from the parts of a request (live, or from the journal)."""
-    model, stream, message, last_role = None, False, "", None
+    model, stream, message, last_role, turn, after_tool = None, False, "", None, 0, None
     tools: tuple[str, ...] = ()
     if isinstance(body, dict):
         model = body.get("model") if isinstance(body.get("model"), str) else None
@@ -53,6 +58,9 @@ def view_of(
         if messages:
             last_role = messages[-1].get("role") if isinstance(messages[-1].get("role"), str) else None
             message = next((message_text(m) for m in reversed(messages) if m.get("role") == "user"), "")
+            turn = sum(1 for m in messages if m.get("role") == "user")
+            if last_role in ("tool", "function"):
+                after_tool = answered_tool(messages)
         declared = body.get("tools")
         if isinstance(declared, list) and declared:
             tools = tuple(_tool_name(t) for t in declared)
@@ -69,7 +77,28 @@ def view_of(
         message=message,
         last_role=last_role,
         tools=tools,
+        turn=turn,
+        after_tool=after_tool,
+        verdicts={},
     )
+
+
+def answered_tool(messages: list[dict]) -> str:
+    """The name of the function whose result the last message is: the assistant's call with
+    the tool message's `tool_call_id` (a legacy `function` message names it itself); "" when
+    no earlier call has that id."""
+    last = messages[-1]
+    if last.get("role") == "function":
+        return last["name"] if isinstance(last.get("name"), str) else ""
+    wanted = last.get("tool_call_id")
+    for message in reversed(messages):
+        calls = message.get("tool_calls") if message.get("role") == "assistant" else None
+        for call in calls if isinstance(calls, list) else ():
+            if isinstance(call, dict) and call.get("id") == wanted:
+                function = call.get("function")
+                name = function.get("name") if isinstance(function, dict) else None
+                return name if isinstance(name, str) else ""
+    return ""
 
 
 def _tool_name(tool: Any) -> str:
@@ -114,14 +143,18 @@ class Equals(Condition):
 
 
 class Glob(Condition):
-    """path, model: a glob over the request's value."""
+    """path, model: a glob over the request's value (a plain string is compared as it is:
+    a scenario of thousands of rules naming models is matched and scored twice as fast)."""
 
-    __slots__ = ("field", "pattern")
+    __slots__ = ("field", "literal", "pattern")
 
     def __init__(self, field: str, pattern: str) -> None:
         self.field, self.pattern = field, pattern
+        self.literal = not any(c in pattern for c in "*?[")
 
     def holds(self, view: RequestView) -> bool:
+        if self.literal:
+            return (getattr(view, self.field) or "") == self.pattern
         return fnmatchcase(getattr(view, self.field) or "", self.pattern)
 
     def explain(self, view: RequestView) -> str:
@@ -138,20 +171,36 @@ class Key(Glob):
 
 
 class Message(Condition):
-    """The last user message: a substring, or a regex."""
+    """The last user message: a substring, or a regex (RE2's, from `base.regexes`: linear in the
+    message). A regex's verdict is kept on the view: matching and near misses search once."""
 
     __slots__ = ("wanted",)
 
-    def __init__(self, wanted: str | re.Pattern) -> None:
+    def __init__(self, wanted: Any) -> None:
         self.wanted = wanted
 
     def holds(self, view: RequestView) -> bool:
         wanted = self.wanted
-        return wanted in view.message if isinstance(wanted, str) else wanted.search(view.message) is not None
+        if isinstance(wanted, str):
+            return wanted in view.message
+        verdicts = view.verdicts
+        if verdicts is None:
+            return search(wanted, view.message)
+        found = verdicts.get(wanted.pattern)
+        if found is None:
+            found = verdicts[wanted.pattern] = search(wanted, view.message)
+        return found
 
     def explain(self, view: RequestView) -> str:
         shown = self.wanted if isinstance(self.wanted, str) else f"/{self.wanted.pattern}/"
         return f"message: wanted {shown!r}, got {view.message[:80]!r}"
+
+
+def message_regexes(conditions: Iterator[Condition] | tuple[Condition, ...]) -> Iterator[Any]:
+    """The compiled `message` regexes among some conditions."""
+    for condition in conditions:
+        if isinstance(condition, Message) and not isinstance(condition.wanted, str):
+            yield condition.wanted
 
 
 class Header(Condition):
@@ -206,6 +255,40 @@ class Tools(Condition):
         return ", ".join(sorted(self.wanted))
 
 
+class Turn(Condition):
+    """The request carries exactly N user messages (turn 1 is the first question)."""
+
+    __slots__ = ("wanted",)
+
+    def __init__(self, wanted: int) -> None:
+        self.wanted = wanted
+
+    def holds(self, view: RequestView) -> bool:
+        return view.turn == self.wanted
+
+    def explain(self, view: RequestView) -> str:
+        return f"turn: wanted {self.wanted}, got {view.turn} (user messages)"
+
+
+class AfterTool(Condition):
+    """The last message is the result of a call to a function whose name matches a glob."""
+
+    __slots__ = ("pattern",)
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+
+    def holds(self, view: RequestView) -> bool:
+        return view.after_tool is not None and fnmatchcase(view.after_tool, self.pattern)
+
+    def explain(self, view: RequestView) -> str:
+        if view.after_tool is None:
+            got = f"the last message is {view.last_role or 'missing'}, not a tool result"
+        else:
+            got = f"a result of {view.after_tool or 'a call the conversation does not show'}"
+        return f"after_tool: wanted a result of {self.pattern}, got {got}"
+
+
 def conditions_of(match: Match, endpoint: bool = True) -> tuple[Condition, ...]:
     """A match's conditions, in the order a miss lists them (without the endpoint's, for
     rules that are only ever tried for their endpoint)."""
@@ -229,6 +312,10 @@ def conditions_of(match: Match, endpoint: bool = True) -> tuple[Condition, ...]:
         out.append(Equals("last_role", match.last_role))
     if match.tools is not None:
         out.append(Tools(match.tools))
+    if match.turn is not None:
+        out.append(Turn(match.turn))
+    if match.after_tool is not None:
+        out.append(AfterTool(match.after_tool))
     return tuple(out)
 
 
@@ -250,6 +337,9 @@ def contains(actual: Any, wanted: Any) -> bool:
     if isinstance(wanted, dict):
         return isinstance(actual, dict) and all(k in actual and contains(actual[k], v) for k, v in wanted.items())
     return actual == wanted
+
+
+MAX_STUBS = 1000  # of one server state (a session has its own): each is tried on every request
 
 
 @dataclass(slots=True, eq=False)
@@ -280,22 +370,31 @@ class Stubs:
     def __init__(self) -> None:
         self._by_id: dict[int, Stub] = {}
         self._next_id = 1
+        self.regex_size = 0  # RE2 instructions of the stubs' message regexes, together
 
     def add(self, rule: Rule, spec: dict) -> Stub:
+        if len(self._by_id) >= MAX_STUBS:
+            raise ConfigError([f"there are {MAX_STUBS} stubs, the most a server (or session) holds (MAX_STUBS); "
+                               "remove some first"])
         stub = Stub(replace(rule, stub_id=self._next_id), spec, conditions=conditions_of(rule.match))
         self._by_id[stub.id] = stub
         self._next_id += 1
+        self.regex_size += _size(stub.conditions)
         return stub
 
     def get(self, stub_id: int) -> Stub | None:
         return self._by_id.get(stub_id)
 
     def remove(self, stub_id: int) -> Stub | None:
-        return self._by_id.pop(stub_id, None)
+        stub = self._by_id.pop(stub_id, None)
+        if stub is not None:
+            self.regex_size -= _size(stub.conditions)
+        return stub
 
     def clear(self) -> int:
         count = len(self._by_id)
         self._by_id.clear()
+        self.regex_size = 0
         return count
 
     def newest_first(self) -> Iterator[Stub]:
@@ -313,6 +412,10 @@ def _cut(text: str) -> str:
     return text if len(text) <= MAX_DIFFERENCE_CHARS else text[: MAX_DIFFERENCE_CHARS - 1] + "…"
 
 
+def _size(conditions: tuple[Condition, ...]) -> int:
+    return sum(regex.programsize for regex in message_regexes(conditions))
+
+
 class Playbook:
     def __init__(self, scenarios: list[Scenario], seed: int, stubs: Stubs | None = None):
         self.scenarios = list(scenarios)
@@ -322,6 +425,11 @@ class Playbook:
         self.uses = [0] * len(self.scenario_rules)
         # a rule is tried only for the endpoint it names (below), so that condition holds already
         self._conditions = [conditions_of(rule.match, endpoint=False) for rule in self.scenario_rules]
+        # ... but a near miss says when it differed (made once, so scoring a miss rebuilds nothing)
+        self._explained = [
+            conditions if rule.match.endpoint is None else (Equals("endpoint", rule.match.endpoint), *conditions)
+            for rule, conditions in zip(self.scenario_rules, self._conditions, strict=True)
+        ]
         # a scenario's own seed, when it has one, makes its answers the same on any server
         self._seeds = [s.seed if s.seed is not None else seed for s in self.scenarios for _ in s.rules]
         # Rules that name an endpoint are only tried for it: matching stays flat as rules grow.
@@ -339,6 +447,12 @@ class Playbook:
             for s in self.scenarios
             if s.chaos is not None
         ]
+        self._regexes = {
+            regex.pattern: regex
+            for conditions in (*self._conditions, *(c for _, _, c, _ in self._chaos))
+            for regex in message_regexes(conditions)
+        }
+        self._regex_size = sum(regex.programsize for regex in self._regexes.values())
 
     @property
     def active(self) -> bool:
@@ -379,22 +493,49 @@ class Playbook:
                 return Decision(f"{name}/chaos", rnd.choice(chaos.responses), rnd.getrandbits(32))
         return None
 
+    def regex_work(self, view: RequestView) -> int:
+        """At worst, how much RE2 work (~5 ns a unit) matching this request's message could take."""
+        return (self._regex_size + self.stubs.regex_size) * len(view.message)
+
+    def message_regexes(self) -> dict[str, Any]:
+        """Every distinct `message` regex the stubs, rules and chaos may search, by pattern."""
+        out = dict(self._regexes)
+        if self.stubs.regex_size:
+            for stub in self.stubs.newest_first():
+                out.update((regex.pattern, regex) for regex in message_regexes(stub.conditions))
+        return out
+
     def near_misses(self, view: RequestView, limit: int = 3) -> list[dict]:
         """The rules (stubs included) that came closest, with what differed: for the journal
-        and assertions. Changes nothing."""
-        scored = []
-        tried = [(stub.rule, stub.calls) for stub in self.stubs.newest_first()]
-        tried += zip(self.scenario_rules, self.uses, strict=True)
-        for order, (rule, used) in enumerate(tried):
-            diffs = differences(rule.match, view)
-            if rule.times is not None and used >= rule.times:
-                diffs = [*diffs, f"times: used up after {rule.times}"]
-            scored.append((len(diffs), order, rule.label, diffs))
-        scored.sort()
-        return [
-            {"rule": _cut(label), "differences": [_cut(d) for d in diffs[:MAX_DIFFERENCES]]}
-            for _, _, label, diffs in scored[:limit]
+        and assertions. Changes nothing. Each rule's conditions are the ones built when it was
+        loaded, and a rule stops being scored once it misses more than the `limit` closest so
+        far: a miss against thousands of rules costs little more than matching them."""
+        best: list[tuple[int, int]] = []  # (misses, order) of the closest so far, closest first
+        stubs = list(self.stubs.newest_first())
+        tried = [stub.conditions for stub in stubs] + self._explained
+        used_up = [stub.used_up for stub in stubs] + [
+            rule.times is not None and used >= rule.times for rule, used in zip(self.scenario_rules, self.uses, strict=True)
         ]
+        for order, conditions in enumerate(tried):
+            worst = best[-1][0] if len(best) == limit else len(conditions) + 2  # more than it can miss
+            misses = 1 if used_up[order] else 0
+            for condition in conditions:
+                if misses >= worst:
+                    break
+                if not condition.holds(view):
+                    misses += 1
+            if misses < worst:  # ties go to the rule tried first, as they are listed
+                bisect.insort(best, (misses, order))
+                del best[limit:]
+        out = []
+        for _, order in best:
+            rule = stubs[order].rule if order < len(stubs) else self.scenario_rules[order - len(stubs)]
+            conditions = tried[order]
+            diffs = [c.explain(view) for c in conditions if not c.holds(view)]
+            if used_up[order]:
+                diffs.append(f"times: used up after {rule.times}")
+            out.append({"rule": _cut(rule.label), "differences": [_cut(d) for d in diffs[:MAX_DIFFERENCES]]})
+        return out
 
     def describe(self) -> list[dict]:
         """The active scenarios and their rules' counters (by position: two loaded copies of

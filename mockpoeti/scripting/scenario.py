@@ -6,7 +6,6 @@ only when there are files to read. What a rule answers is `answers.script`.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,12 +22,14 @@ class Match:
     path: str | None = None
     model: str | None = None
     stream: bool | None = None
-    message: str | re.Pattern | None = None
+    message: Any = None  # a substring, or a compiled RE2 regex (`base.regexes`)
     headers: tuple[tuple[str, str], ...] = ()
     body: Any = None
     key: str | None = None
     last_role: str | None = None
     tools: bool | frozenset[str] | None = None  # any tool, none, or exactly these function names
+    turn: int | None = None  # exactly this many user messages
+    after_tool: str | None = None  # a glob: the last message answers a call to a function so named
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,12 +67,79 @@ for _loader in (_LineLoader, _FastLineLoader):
     _loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _sequence)
 
 
+MAX_YAML_DEPTH = 100  # levels of nesting in a scenario file (a JSON body may have as many)
+MAX_YAML_NODES = 500_000  # values in a scenario file, each alias counted as what it stands for
+
+
+class ShapeError(yaml.YAMLError):
+    """Valid YAML, but nested too deep or (through aliases) too large to build: `line` is where."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line, self.message = line, message
+
+
 def load_with_lines(text: str) -> Any:
-    """Parse YAML; raises yaml.YAMLError (with problem_mark) on bad syntax."""
+    """Parse YAML; raises yaml.YAMLError (with problem_mark) on bad syntax, ShapeError past the bounds."""
+    check_shape(text)
     try:
         return yaml.load(text, Loader=_FastLineLoader)
     except yaml.YAMLError:
         return yaml.load(text, Loader=_LineLoader)
+
+
+def check_shape(text: str) -> None:
+    """Refuse, before anything is built, YAML nested deeper than MAX_YAML_DEPTH (PyYAML builds
+    recursively: 2,000 nested `[` were a RecursionError) or standing, through aliases, for more
+    than MAX_YAML_NODES values (a billion laughs). One pass over libyaml's events, ~10 % of a
+    load; libyaml calls 1,000 levels a syntax error, so then PyYAML's own parser says where.
+    Other syntax errors are left to the load, which reports them better."""
+    for loader in (_FastLineLoader, _LineLoader):
+        try:
+            _Shape().walk(yaml.parse(text, Loader=loader))
+            return
+        except ShapeError:
+            raise
+        except yaml.YAMLError:
+            continue
+
+
+class _Shape:
+    """How deep and how large a document is, counted on its parse events."""
+
+    def __init__(self) -> None:
+        self.open: list[list] = []  # per open collection: [values in it, levels in it, its anchor]
+        self.anchors: dict[str, tuple[int, int]] = {}  # anchor -> (values, levels) of what it names
+
+    def walk(self, events: Any) -> None:
+        for event in events:
+            if isinstance(event, yaml.CollectionStartEvent):
+                self.add(0, 1, event)
+                self.open.append([1, 1, event.anchor])
+            elif isinstance(event, yaml.CollectionEndEvent):
+                size, levels, anchor = self.open.pop()
+                if anchor:
+                    self.anchors[anchor] = (size, levels)
+                self.add(size, levels, event)
+            elif isinstance(event, yaml.ScalarEvent):
+                if event.anchor:
+                    self.anchors[event.anchor] = (1, 0)
+                self.add(1, 0, event)
+            elif isinstance(event, yaml.AliasEvent):
+                self.add(*self.anchors.get(event.anchor or "", (1, 0)), event)
+
+    def add(self, size: int, levels: int, event: Any) -> None:
+        """A value of `size` values and `levels` levels, in the innermost open collection."""
+        if len(self.open) + levels > MAX_YAML_DEPTH:
+            raise ShapeError(event.start_mark.line + 1, f"nested more than {MAX_YAML_DEPTH} levels deep (MAX_YAML_DEPTH)")
+        if self.open:
+            parent = self.open[-1]
+            parent[0] += size
+            parent[1] = max(parent[1], levels + 1)
+            if parent[0] > MAX_YAML_NODES:
+                raise ShapeError(
+                    event.start_mark.line + 1, f"stands for more than {MAX_YAML_NODES} values, aliases expanded (MAX_YAML_NODES)"
+                )
 
 
 # --- where a value sits, and what is wrong with it ---------------------------------
@@ -158,14 +225,24 @@ class Type:
 
 
 class Str(Type):
+    def __init__(self, max_chars: int | None = None):
+        self.max_chars = max_chars
+
     def accepts(self, value: Any) -> bool:
         return isinstance(value, str)
 
+    def check_value(self, value: str, site: Site) -> None:
+        if self.max_chars is not None and len(value) > self.max_chars:
+            site.fail(f"{len(value)} characters; expected {self.expected()}")
+
     def expected(self) -> str:
-        return "a string"
+        return "a string" if self.max_chars is None else f"a string of at most {self.max_chars} characters"
 
     def schema(self) -> dict:
-        return self._with_description({"type": "string"})
+        out: dict[str, Any] = {"type": "string"}
+        if self.max_chars is not None:
+            out["maxLength"] = self.max_chars
+        return self._with_description(out)
 
 
 class Bool(Type):

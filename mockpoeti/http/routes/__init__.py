@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 from mockpoeti.base import endpoints
+from mockpoeti.books.sessions import Sessions
+from mockpoeti.http.call import METRICS_PATH
 from mockpoeti.http.router import Router
-from mockpoeti.http.routes import admin, chat, keys, models, openapi, traces, usage
+from mockpoeti.http.routes import admin, chat, keys, metrics, models, openapi, sessions, traces, ui, usage
 
 
-def make_router() -> Router:
+def make_router(live: Sessions) -> Router:
     r = Router()
     r.add_post("/v1/chat/completions", chat.create_chat_completion, name=endpoints.CHAT)
     r.add_get("/v1/models", models.list_models, name=endpoints.MODELS)
@@ -22,5 +24,8 @@ def make_router() -> Router:
     r.add_get("/api/v1/request-traces/stats", traces.get_stats, name=endpoints.TRACE_STATS)
     r.add_get("/api/v1/request-traces/{trace_id}", traces.get_trace, name=endpoints.TRACE)
     r.add_get("/openapi.json", openapi.get_document, name=endpoints.OPENAPI)
+    r.add_get(METRICS_PATH, metrics.get_metrics, name="metrics")
     admin.add_routes(r)
+    ui.add_routes(r)
+    sessions.add_routes(r, live)
     return r

@@ -3,6 +3,7 @@ journal, reset, scenarios, stubs, and the clock."""
 
 from __future__ import annotations
 
+import asyncio
 import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,9 +12,11 @@ from aiohttp import web
 
 from mockpoeti.base.clock import iso
 from mockpoeti.base.errors import ApiError, ConfigError, invalid
+from mockpoeti.base.jsonio import encode
 from mockpoeti.base.settings import LATEST, Settings, parse_time
+from mockpoeti.books.journal import MAX_LISTING_ENTRIES, page
 from mockpoeti.http.call import Call
-from mockpoeti.http.params import ascii_digits
+from mockpoeti.http.params import ascii_digits, int_param
 from mockpoeti.http.router import Router
 from mockpoeti.http.wire import json_response
 
@@ -48,13 +51,21 @@ async def health(call: Call) -> web.Response:
 
 
 async def list_requests(call: Call) -> web.Response:
+    """The journal a page at a time, oldest first: `since` (an id: the entries after it) and
+    `limit`; a page holds at most MAX_LISTING_BYTES of JSON. `meta.next_since` is where the
+    next page starts (None when this one reaches the newest entry)."""
     state = call.state
-    return json_response({"requests": state.journal_entries(), "meta": {"total": state.journal_count}})
+    since = int_param(call.query, "since", 0, 0, 10**18)
+    limit = int_param(call.query, "limit", None, 1, MAX_LISTING_ENTRIES)
+    assert since is not None
+    entries, next_since = page(state.journal, since, limit)
+    meta = {"total": state.journal_count, "returned": len(entries), "next_since": next_since}
+    body = b'{"requests":[' + b",".join(entries) + b'],"meta":' + encode(meta) + b"}"
+    return web.Response(body=body, content_type="application/json")
 
 
 async def clear_requests(call: Call) -> web.Response:
-    state = call.state
-    state.journal.clear()
+    call.state.clear_journal()
     return json_response({"cleared": True})
 
 
@@ -69,7 +80,9 @@ async def list_scenarios(call: Call) -> web.Response:
 
 
 async def activate_scenarios(call: Call) -> web.Response:
-    """Body: {"names": [name or path, ...]} or one inline scenario ({"name": ..., "rules": [...]})."""
+    """Body: {"names": [name or path, ...]} or one inline scenario ({"name": ..., "rules": [...]}).
+    Files are read and checked in a worker thread: a load of thousands of rules (MAX_RULES)
+    takes a second or two, and other clients are answered meanwhile."""
     state = call.state
     body = await call.json()
     codes = state.catalog.errors
@@ -80,9 +93,9 @@ async def activate_scenarios(call: Call) -> web.Response:
                 raise invalid("names", "a list of scenario names or paths")
             allowed = scenario_folders(state.settings)
             files = [_scenario_file(i, name, allowed) for i, name in enumerate(names)]
-            scenarios = _files().load_scenarios(files, codes)
+            scenarios = await asyncio.to_thread(_files().load_scenarios, files, codes)
         else:
-            scenarios = [_files().parse_scenario(body, "<inline>", codes)]
+            scenarios = [await asyncio.to_thread(_files().parse_scenario, body, "<inline>", codes)]
     except ConfigError as e:
         raise ApiError("invalid_request", "Invalid scenario: " + "; ".join(e.problems)) from None
     state.activate(scenarios)
@@ -109,13 +122,13 @@ def scenario_folders(settings: Settings) -> list[Path]:
     return out
 
 
-def _scenario_file(index: int, name: str, allowed: list[Path]) -> str:
+def _scenario_file(index: int, name: str, allowed: list[Path], listed: str = "names") -> str:
     """Over HTTP, a name is a shipped scenario or a scenario file in a folder the server was
     started with, nothing else: the admin API has no key, and reading any path it is given
     would quote /etc/passwd in the error, tell which files exist, walk a whole disk for a
     folder, or read /dev/zero until memory runs out. Every path outside those folders gets
     the same answer, whatever is there (or not)."""
-    field = f"names[{index}]"
+    field = f"{listed}[{index}]"
     if not 0 < len(name) <= MAX_NAME_CHARS or not name.isprintable():
         raise invalid(field, f"a scenario name or path: 1 to {MAX_NAME_CHARS} printable characters")
     shipped = _files().shipped_scenarios()
@@ -187,10 +200,10 @@ async def create_stub(call: Call) -> web.Response:
     body = await call.json()
     try:
         rule, spec = _files().parse_stub(body, state.catalog.errors)
+        stub = state.playbook.stubs.add(rule, spec)
     except ConfigError as e:
         raise ApiError("invalid_request", "Invalid stub: " + "; ".join(e.problems)) from None
-    stub = state.playbook.stubs.add(rule, spec)
-    return json_response(stub.to_json(), status=201, headers={"Location": f"/__admin/stubs/{stub.id}"})
+    return json_response(stub.to_json(), status=201, headers={"Location": f"{call.prefix}/__admin/stubs/{stub.id}"})
 
 
 async def delete_stubs(call: Call) -> web.Response:

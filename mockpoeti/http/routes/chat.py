@@ -10,7 +10,8 @@ from mockpoeti.answers.chat_request import ChatRequest, parse_chat_request
 from mockpoeti.answers.completion import Completion, apply_script, build_completion, stream_chunks
 from mockpoeti.answers.faults import plan_stream
 from mockpoeti.answers.generate import language_of
-from mockpoeti.answers.templating import render
+from mockpoeti.answers.misbehaviour import misbehave
+from mockpoeti.answers.templating import TemplateTooLargeError, render
 from mockpoeti.base.errors import ApiError
 from mockpoeti.base.secrets import mask_header, mask_param
 from mockpoeti.http.call import Call
@@ -25,6 +26,10 @@ async def create_chat_completion(call: Call) -> web.StreamResponse:
     completion = build_completion(chat, state.text, state.seed, state.new_id("chatcmpl-poeti-"), int(call.at))
     if call.respond is not None:
         completion = apply_script(completion, chat, call.respond, _scripted_content(call, chat))
+        fault = call.respond.fault
+        if fault is not None and fault.of_the_model:
+            completion, call.fault_skipped = misbehave(completion, chat, fault, state.text)
+            call.fault = None if call.fault_skipped else fault.kind
     call.completion = completion
     if not chat.stream:
         return json_response(completion.body())
@@ -34,7 +39,7 @@ async def create_chat_completion(call: Call) -> web.StreamResponse:
 async def _stream(call: Call, chat: ChatRequest, completion: Completion) -> web.StreamResponse:
     respond = call.respond
     pacing = respond.pacing if respond else None
-    fault = respond.fault if respond else None
+    fault = respond.fault if respond and respond.fault and not respond.fault.of_the_model else None  # the model's: done
     kinds, chunks = stream_chunks(completion, chat.include_usage, pacing.chunk if pacing else "token")
     rnd = random.Random(call.seed if respond else 0)
     error_frame = b""
@@ -63,4 +68,7 @@ def _scripted_content(call: Call, chat: ChatRequest) -> str | None:
         "key": {"id": key.id, "name": key.name} if key else None,
         "last": chat.last_by_role,  # {{ last.tool }}: the text of the last message of that role
     }
-    return render(content, context, faker)
+    try:
+        return render(content, context, faker)
+    except TemplateTooLargeError as e:
+        raise ApiError("invalid_request", f"The content scripted by {call.rule} {e}.") from None
