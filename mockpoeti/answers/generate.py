@@ -13,6 +13,7 @@ import hashlib
 import json
 import random
 import re
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -83,19 +84,20 @@ class TextGenerator:
         self._fakers: dict[str, object] = {}
         self._pools: dict[str, tuple[str, ...]] = dict(pools or {})
         self._counts: dict[str, tuple[int, ...]] = {}  # each pool sentence's token count
-        self._memo: dict = {}
+        self._memo: OrderedDict = OrderedDict()
         self._named: dict[str, tuple[str, ...]] = {}
 
     def remember(self, key: object, build, keep=None):
         """build(), or what it returned for the same key before (bounded, oldest out
         first); a value `keep` refuses (too big to hold on to) is built each time."""
-        value = self._memo.get(key)
+        memo = self._memo
+        value = memo.get(key)
         if value is None:
             value = build()
             if keep is None or keep(value):
-                if len(self._memo) >= self.MEMO_SIZE:
-                    del self._memo[next(iter(self._memo))]
-                self._memo[key] = value
+                if len(memo) >= self.MEMO_SIZE:
+                    memo.popitem(last=False)  # O(1): `del d[next(iter(d))]` on a dict walks the holes its deletions left
+                memo[key] = value
         return value
 
     def faker(self, lang: str):
