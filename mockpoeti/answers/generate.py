@@ -13,6 +13,7 @@ import hashlib
 import json
 import random
 import re
+import struct
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -33,6 +34,7 @@ _KANA = re.compile(r"[\u3040-\u30ff]")
 
 LOCALES = {"zh": "zh_CN", "ja": "ja_JP", "en": "en_US"}
 POOL_SIZE = 256
+_PAIRS = struct.Struct(">19H")  # the sentence draws: 19 big-endian byte pairs after the count's byte (at most 19 sentences)
 NAMED_POOL_SIZE = 64
 
 
@@ -132,7 +134,7 @@ class TextGenerator:
         low, high = sentences
         count = low + draws[0] % (high - low + 1)
         size = len(pool)
-        picks = [int.from_bytes(draws[1 + 2 * k : 3 + 2 * k], "big") % size for k in range(count)]
+        picks = [draw % size for draw in _PAIRS.unpack_from(draws, 1)[:count]]  # big-endian byte pairs 1-2, 3-4, ...
         tokens = sum([counts[i] for i in picks])
         if lang == "en":
             return " ".join([pool[i] for i in picks]), tokens

@@ -52,9 +52,12 @@ class Pipeline:
         self.state = state
         self.router = router
         self.sessions = sessions
+        # the serving loop's clock, found once: asyncio.get_running_loop() makes a getpid() system call
+        # on each use in Python 3.11, and aiohttp makes enough of them already
+        self.loop_time = asyncio.get_running_loop().time
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
-        arrived = asyncio.get_running_loop().time()
+        arrived = self.loop_time()
         path, state, prefix = request.path, self.state, ""
         if path.startswith(SESSION_PATH):  # the root's only cost of sessions
             found = self.sessions.route(path)
