@@ -17,7 +17,7 @@ import time
 import traceback
 from pathlib import Path
 
-from . import memory, metrics, pacing, profiling, sessions, startup, state_scale, streaming, throughput
+from . import memory, metrics, pacing, profiling, sessions, stages, startup, state_scale, streaming, throughput
 from .harness import Plan, Row, as_json, table
 
 SECTIONS = {
@@ -30,6 +30,7 @@ SECTIONS = {
     "sessions": sessions.run,
     "profile": profiling.run,
     "metrics": metrics.run,
+    "stages": stages.run,
 }
 
 

@@ -56,8 +56,11 @@ class Choice:
         return message
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Completion:
+    """Made on every call, so not frozen (a frozen dataclass's __init__ costs twice as much); nothing
+    changes one once made: `apply_script` makes another with `replace`."""
+
     id: str
     created: int
     model: str
@@ -86,19 +89,23 @@ class Completion:
         }
 
     def body(self) -> dict:
-        return {
+        asked = self.top_logprobs is not None
+        body = {
             "id": self.id,
             "object": "chat.completion",
             "created": self.created,
             "model": self.model,
             "choices": [
-                {"index": c.index, "message": c.message(), "logprobs": self.logprobs(c), "finish_reason": c.finish_reason}
+                {"index": c.index, "message": c.message(), "logprobs": self.logprobs(c) if asked else None,
+                 "finish_reason": c.finish_reason}
                 for c in self.choices
             ],
             "usage": self.usage(),
             "system_fingerprint": self.fingerprint,
-            **({"service_tier": self.service_tier} if self.service_tier else {}),
         }
+        if self.service_tier:
+            body["service_tier"] = self.service_tier
+        return body
 
 
     def logprobs(self, choice: Choice) -> dict | None:

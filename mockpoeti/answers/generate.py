@@ -13,6 +13,8 @@ import hashlib
 import json
 import random
 import re
+import struct
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -32,6 +34,7 @@ _KANA = re.compile(r"[\u3040-\u30ff]")
 
 LOCALES = {"zh": "zh_CN", "ja": "ja_JP", "en": "en_US"}
 POOL_SIZE = 256
+_PAIRS = struct.Struct(">19H")  # the sentence draws: 19 big-endian byte pairs after the count's byte (at most 19 sentences)
 NAMED_POOL_SIZE = 64
 
 
@@ -83,19 +86,20 @@ class TextGenerator:
         self._fakers: dict[str, object] = {}
         self._pools: dict[str, tuple[str, ...]] = dict(pools or {})
         self._counts: dict[str, tuple[int, ...]] = {}  # each pool sentence's token count
-        self._memo: dict = {}
+        self._memo: OrderedDict = OrderedDict()
         self._named: dict[str, tuple[str, ...]] = {}
 
     def remember(self, key: object, build, keep=None):
         """build(), or what it returned for the same key before (bounded, oldest out
         first); a value `keep` refuses (too big to hold on to) is built each time."""
-        value = self._memo.get(key)
+        memo = self._memo
+        value = memo.get(key)
         if value is None:
             value = build()
             if keep is None or keep(value):
-                if len(self._memo) >= self.MEMO_SIZE:
-                    del self._memo[next(iter(self._memo))]
-                self._memo[key] = value
+                if len(memo) >= self.MEMO_SIZE:
+                    memo.popitem(last=False)  # O(1): `del d[next(iter(d))]` on a dict walks the holes its deletions left
+                memo[key] = value
         return value
 
     def faker(self, lang: str):
@@ -130,7 +134,7 @@ class TextGenerator:
         low, high = sentences
         count = low + draws[0] % (high - low + 1)
         size = len(pool)
-        picks = [int.from_bytes(draws[1 + 2 * k : 3 + 2 * k], "big") % size for k in range(count)]
+        picks = [draw % size for draw in _PAIRS.unpack_from(draws, 1)[:count]]  # big-endian byte pairs 1-2, 3-4, ...
         tokens = sum([counts[i] for i in picks])
         if lang == "en":
             return " ".join([pool[i] for i in picks]), tokens

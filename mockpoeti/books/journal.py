@@ -52,10 +52,6 @@ class JournalEntry:
     answer: bytes | None = None  # the answer's first bytes (None: no body went out)
     answer_size: int = 0  # the whole answer's length
 
-    def keep_answer(self, answer: bytes | None, size: int) -> None:
-        self.answer = answer if answer is None or len(answer) <= JOURNAL_ANSWER_BYTES else answer[:JOURNAL_ANSWER_BYTES]
-        self.answer_size = size
-
     def answer_json(self) -> dict:
         """The answer's body as the request-log page shows it: JSON when all of it was kept
         and it is JSON, else its text cut short; keys masked to their prefix either way."""
@@ -78,18 +74,22 @@ class JournalEntry:
 
     @classmethod
     def bounded(
-        cls, *, raw: bytes | None, authenticated: bool, path: str, query: Mapping[str, str], query_string: str,
-        headers: Mapping[str, str], header_bytes: int, **fields: Any,
+        cls, at: float, method: str, path: str, query: Mapping[str, str], query_length: int, headers: Mapping[str, str],
+        header_bytes: int, raw: bytes | None, authenticated: bool, endpoint: str | None, status: int | None,
+        response_headers: Mapping[str, str], trace_id: str, duration_ms: float, note: dict, monotonic_s: float,
+        near_misses: list[dict] | None, timeline: Timeline | None, answer: bytes | None, answer_size: int,
     ) -> JournalEntry:
-        """An entry that keeps at most the journal's share of what the client sent."""
+        """An entry that keeps at most the journal's share of what the client sent and got.
+        (Positional, as is the entry made here: one per request, and a call of twenty
+        keywords costs three times one of twenty positions.)"""
         cap = JOURNAL_BODY_BYTES if authenticated else JOURNAL_BODY_BYTES_UNAUTHENTICATED
         return cls(
-            path=clip(path, JOURNAL_URL_CHARS),
-            query=query if len(query_string) <= JOURNAL_URL_CHARS else _first(query, JOURNAL_URL_CHARS),
-            headers=_bounded(headers, header_bytes),
-            raw=None if raw is None else raw[:cap],
-            size=0 if raw is None else len(raw),
-            **fields,
+            at, method, path if len(path) <= JOURNAL_URL_CHARS else clip(path, JOURNAL_URL_CHARS),
+            query if query_length <= JOURNAL_URL_CHARS else _first(query, JOURNAL_URL_CHARS),
+            headers if header_bytes <= JOURNAL_HEADER_BYTES else _first(headers, JOURNAL_HEADER_BYTES),
+            raw if raw is None or len(raw) <= cap else raw[:cap], 0 if raw is None else len(raw),
+            endpoint, status, response_headers, trace_id, duration_ms, note, monotonic_s, near_misses, 0, timeline,
+            answer if answer is None or len(answer) <= JOURNAL_ANSWER_BYTES else answer[:JOURNAL_ANSWER_BYTES], answer_size,
         )
 
     @property
@@ -139,11 +139,6 @@ class JournalEntry:
         if self.raw is not None and (b"sk-" in self.raw or b"\\u" in self.raw):
             return mask_data(body)
         return body
-
-
-def _bounded(headers: Mapping[str, str], size: int) -> Mapping[str, str]:
-    """The headers as they came, or, past the journal's share, the first ones, each cut short."""
-    return headers if size <= JOURNAL_HEADER_BYTES else _first(headers, JOURNAL_HEADER_BYTES)
 
 
 def _first(items: Mapping[str, str], budget: int) -> dict[str, str]:

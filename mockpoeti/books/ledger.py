@@ -52,12 +52,16 @@ class ApiKey:
     total_cost_nanos: int = 0
     spent_nanos: dict[str, int] = field(default_factory=dict)  # by month, "YYYY-MM"
     window: deque = field(default_factory=deque)  # monotonic times of admitted calls, last minute
+    prefix: str = field(init=False, default="")  # what is shown of it: worked out once, read by every trace
+
+    def __post_init__(self) -> None:
+        self.prefix = key_prefix(self.secret)
 
     def to_json(self, reveal: bool = False) -> dict:
         out = {
             "id": self.id,
             "name": self.name,
-            "key_prefix": key_prefix(self.secret),
+            "key_prefix": self.prefix,
             "is_active": self.is_active,
             "monthly_budget": self.monthly_budget,
             "rate_limit": self.rate_limit,
@@ -78,7 +82,7 @@ class ApiKey:
         if self.monthly_budget is not None and self.spent_nanos.get(month, 0) >= round(self.monthly_budget * NANOS):
             raise ApiError(
                 "budget_exceeded",
-                f"API key '{key_prefix(self.secret)}' has used its monthly budget of ${self.monthly_budget:g}.",
+                f"API key '{self.prefix}' has used its monthly budget of ${self.monthly_budget:g}.",
             )
         if self.rate_limit is None:
             return {}
@@ -90,7 +94,7 @@ class ApiKey:
             raise ApiError(
                 "rate_limit_exceeded",
                 f"Rate limit of {self.rate_limit} requests per minute exceeded for API key "
-                f"'{key_prefix(self.secret)}'. Retry after {wait} seconds.",
+                f"'{self.prefix}'. Retry after {wait} seconds.",
                 headers={
                     "Retry-After": str(wait),
                     "x-ratelimit-limit-requests": str(self.rate_limit),

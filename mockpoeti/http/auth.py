@@ -8,7 +8,6 @@ import hmac
 
 from mockpoeti.base.endpoints import CHAT
 from mockpoeti.base.errors import ApiError
-from mockpoeti.base.secrets import key_prefix
 from mockpoeti.http.call import Call
 
 
@@ -37,7 +36,7 @@ def authenticate(call: Call) -> None:
         raise ApiError("invalid_api_key", "The provided API key is invalid or has been revoked.")
     call.key_seen = key  # a known key's failures are traced too
     if not key.is_active:
-        raise ApiError("invalid_api_key", f"The API key '{key_prefix(key.secret)}' has been revoked.")
+        raise ApiError("invalid_api_key", f"The API key '{key.prefix}' has been revoked.")
     if call.endpoint == CHAT:
         call.add_headers(state.admit(key))
     call.key = key

@@ -21,20 +21,21 @@ import secrets
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from aiohttp import web
 
 from mockpoeti.base.endpoints import CHAT, OPENAPI
 from mockpoeti.base.errors import ApiError
-from mockpoeti.base.secrets import key_prefix, mask_keys
+from mockpoeti.base.secrets import mask_keys
 from mockpoeti.books.journal import JournalEntry
 from mockpoeti.books.ledger import Trace, clip
 from mockpoeti.books.meters import Meters
 from mockpoeti.books.sessions import SESSION_PATH, Sessions
 from mockpoeti.books.state import State
 from mockpoeti.http import auth, cors, match
-from mockpoeti.http.call import Call, Delivery
+from mockpoeti.http.call import Call
 from mockpoeti.http.router import Router
 from mockpoeti.http.wire import error_body, error_response, json_response
 
@@ -51,9 +52,12 @@ class Pipeline:
         self.state = state
         self.router = router
         self.sessions = sessions
+        # the serving loop's clock, found once: asyncio.get_running_loop() makes a getpid() system call
+        # on each use in Python 3.11, and aiohttp makes enough of them already
+        self.loop_time = asyncio.get_running_loop().time
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
-        arrived = asyncio.get_running_loop().time()
+        arrived = self.loop_time()
         path, state, prefix = request.path, self.state, ""
         if path.startswith(SESSION_PATH):  # the root's only cost of sessions
             found = self.sessions.route(path)
@@ -159,10 +163,7 @@ def finish(call: Call, response: web.StreamResponse | None) -> None:
         state.record(trace)
     if not call.is_admin:
         count(call, state.meters, status, elapsed_ms, trace)
-        headers = response.headers if response is not None and status is not None else {}
-        entry = journal_entry(call, status, headers, round(elapsed_ms, 3))
-        entry.keep_answer(*_answer(response, delivery))
-        state.log_request(entry)
+        state.log_request(journal_entry(call, response, status, round(elapsed_ms, 3)))
 
 
 def count(call: Call, meters: Meters, status: int | None, elapsed_ms: float, trace: Trace | None) -> None:
@@ -178,18 +179,10 @@ def count(call: Call, meters: Meters, status: int | None, elapsed_ms: float, tra
         meters.stream_chunks += delivery.events_sent
 
 
-def _answer(response: web.StreamResponse | None, delivery: Delivery | None) -> tuple[bytes | None, int]:
-    """The answer's first bytes as the journal keeps them, and its whole length."""
-    if delivery is not None and delivery.bytes_sent:
-        return delivery.answer(), delivery.bytes_sent
-    if isinstance(response, web.Response):
-        body = response.body
-        if isinstance(body, bytes):
-            return body, len(body)
-    return None, 0
+_NO_QUERY: Mapping[str, str] = MappingProxyType({})
 
 
-def journal_entry(call: Call, status: int | None, response_headers: Mapping[str, str], duration_ms: float) -> JournalEntry:
+def journal_entry(call: Call, response: web.StreamResponse | None, status: int | None, duration_ms: float) -> JournalEntry:
     note: dict[str, Any] = {}
     near_misses = None
     playbook = call.playbook
@@ -203,78 +196,75 @@ def journal_entry(call: Call, status: int | None, response_headers: Mapping[str,
         note["fault_skipped"] = call.fault_skipped
     if call.unknown_fields:
         note["unknown_fields"] = list(call.unknown_fields)
-    if call.delivery is not None:
-        note["delivery"] = call.delivery.to_json()
+    delivery = call.delivery
+    answer: bytes | None = None
+    answer_size = 0
+    if delivery is not None:
+        note["delivery"] = delivery.to_json()
+        if delivery.bytes_sent:
+            answer, answer_size = delivery.answer(), delivery.bytes_sent
+    if answer is None and isinstance(response, web.Response) and isinstance(response.body, bytes):
+        answer = response.body
+        answer_size = len(answer)
     request = call.request
+    query_string = request.query_string
     return JournalEntry.bounded(
-        raw=call.raw,
-        authenticated=call.key is not None,
-        path=call.path,
-        query=request.query,
-        query_string=request.query_string,
-        headers=request.headers,
-        header_bytes=len(call.header_bytes),
-        at=call.at,
-        method=request.method,
-        endpoint=call.endpoint,
-        status=status,
-        response_headers=response_headers,
-        trace_id=call.trace_id,
-        duration_ms=duration_ms,
-        note=note,
-        monotonic_s=call.arrived,
-        near_misses=near_misses,
-        timeline=None if call.delivery is None else call.delivery.timeline,
+        call.at, request.method, call.path, request.query if query_string else _NO_QUERY, len(query_string),
+        request.headers, len(call.header_bytes), call.raw, call.key is not None, call.endpoint, status,
+        response.headers if response is not None and status is not None else _NO_QUERY, call.trace_id, duration_ms, note,
+        call.arrived, near_misses, None if delivery is None else delivery.timeline, answer, answer_size,
     )
 
 
 def trace_of(call: Call, status: int | None, latency_ms: int) -> Trace:
-    """A chat call as the books keep it: priced, timed, success or not."""
+    """A chat call as the books keep it: priced, timed, success or not. (Made in one positional
+    call, every field worked out first: one per chat call.)"""
     key, state = call.key_seen, call.state
     assert key is not None
-    trace = Trace(
-        trace_id=call.trace_id,
-        account=key.account,
-        key_id=key.id,
-        key_prefix=key_prefix(key.secret),
-        created_at=call.at,
-        routing_strategy=state.settings.routing_strategy,
-        http_status=status or 0,
-        latency_ms=latency_ms,
-    )
+    model_id = provider = None
+    stream = False
     chat = call.chat
     if chat is not None:  # validated: its model is the catalog's
-        trace.model, trace.provider, trace.stream = chat.model.id, chat.model.owned_by, chat.stream
+        model_id, provider, stream = chat.model.id, chat.model.owned_by, chat.stream
     else:  # refused: what the body says, valid or not, so rejected calls keep their model
         body = call.body_as_sent()
         if isinstance(body, dict):
-            model_id = body.get("model")
-            if isinstance(model_id, str):
-                model = state.catalog.models.get(model_id)
-                trace.model = model_id if model is not None else mask_keys(clip(model_id))
-                trace.provider = model.owned_by if model is not None else None
-            trace.stream = body.get("stream") is True
-    completion = call.completion
+            sent = body.get("model")
+            if isinstance(sent, str):
+                known = state.catalog.models.get(sent)
+                model_id = sent if known is not None else mask_keys(clip(sent))
+                provider = known.owned_by if known is not None else None
+            stream = body.get("stream") is True
+    outcome, http_status, error_code, error_message = "success", status or 0, None, None
+    prompt_tokens = completion_tokens = prompt_cost = completion_cost = 0
+    completion_id, interrupted = None, False
+    completion, delivery = call.completion, call.delivery
     if call.error is not None:
-        trace.status = "error"
-        trace.http_status, trace.error_code, message = call.error
-        trace.error_message = clip(message, 1024)
-        return trace
-    if completion is not None:
-        trace.completion_id = completion.id
-        trace.prompt_tokens = completion.prompt_tokens
-        trace.completion_tokens = _tokens_delivered(call, completion.completion_tokens)
-        trace.price(state.catalog.models.get(completion.model))
-    if call.fault is not None:
-        trace.status, trace.error_code, trace.error_message = "error", f"fault_{call.fault}", f"scripted fault: {call.fault}"
-    elif status is not None and status >= 400:
-        trace.status = "error"
-    if call.delivery is not None and call.delivery.interrupted:
-        trace.interrupted = True
-        if trace.status == "success":
-            trace.status, trace.error_code = "error", "client_disconnected"
-            trace.error_message = "The client closed the connection before the answer was complete."
-    return trace
+        outcome = "error"
+        http_status, error_code, message = call.error
+        error_message = clip(message, 1024)
+    else:
+        if completion is not None:
+            completion_id = completion.id
+            prompt_tokens = completion.prompt_tokens
+            completion_tokens = _tokens_delivered(call, completion.completion_tokens)
+            priced = state.catalog.models.get(completion.model)
+            if priced is not None:
+                prompt_cost, completion_cost = priced.cost_nanos(prompt_tokens, 0), priced.cost_nanos(0, completion_tokens)
+        if call.fault is not None:
+            outcome, error_code, error_message = "error", f"fault_{call.fault}", f"scripted fault: {call.fault}"
+        elif status is not None and status >= 400:
+            outcome = "error"
+        if delivery is not None and delivery.interrupted:
+            interrupted = True
+            if outcome == "success":
+                outcome, error_code = "error", "client_disconnected"
+                error_message = "The client closed the connection before the answer was complete."
+    return Trace(
+        call.trace_id, key.account, key.id, key.prefix, call.at, state.settings.routing_strategy, model_id, provider,
+        outcome, http_status, stream, prompt_tokens, completion_tokens, prompt_cost, completion_cost,
+        prompt_cost + completion_cost, latency_ms, error_code, error_message, completion_id, interrupted,
+    )
 
 
 def _tokens_delivered(call: Call, tokens: int) -> int:

@@ -423,6 +423,8 @@ class Playbook:
         self.seed = seed
         self.scenario_rules: list[Rule] = [rule for s in self.scenarios for rule in s.rules]
         self.uses = [0] * len(self.scenario_rules)
+        self._times = [rule.times for rule in self.scenario_rules]
+        self._limited = any(t is not None for t in self._times)
         # a rule is tried only for the endpoint it names (below), so that condition holds already
         self._conditions = [conditions_of(rule.match, endpoint=False) for rule in self.scenario_rules]
         # ... but a near miss says when it differed (made once, so scoring a miss rebuilds nothing)
@@ -508,31 +510,38 @@ class Playbook:
     def near_misses(self, view: RequestView, limit: int = 3) -> list[dict]:
         """The rules (stubs included) that came closest, with what differed: for the journal
         and assertions. Changes nothing. Each rule's conditions are the ones built when it was
-        loaded, and a rule stops being scored once it misses more than the `limit` closest so
-        far: a miss against thousands of rules costs little more than matching them."""
+        loaded, a rule stops being scored once it misses more than the `limit` closest so far,
+        and only those few are explained: a miss against thousands of rules costs little more
+        than matching them, and one against ten a few microseconds."""
+        stubs = list(self.stubs.newest_first()) if self.stubs else []
+        first = len(stubs)  # scenario rules come after the stubs
+        uses, times = self.uses, self._times
+        tried = [stub.conditions for stub in stubs] + self._explained if stubs else self._explained
+        spent = [int(stub.used_up) for stub in stubs]  # 1 for a rule used up: that is a difference too
+        if self._limited:
+            spent += [int(t is not None and u >= t) for t, u in zip(times, uses, strict=True)]
+        else:
+            spent += [0] * len(times)
         best: list[tuple[int, int]] = []  # (misses, order) of the closest so far, closest first
-        stubs = list(self.stubs.newest_first())
-        tried = [stub.conditions for stub in stubs] + self._explained
-        used_up = [stub.used_up for stub in stubs] + [
-            rule.times is not None and used >= rule.times for rule, used in zip(self.scenario_rules, self.uses, strict=True)
-        ]
+        worst = 1 << 30  # what a rule must miss less than to be among them
         for order, conditions in enumerate(tried):
-            worst = best[-1][0] if len(best) == limit else len(conditions) + 2  # more than it can miss
-            misses = 1 if used_up[order] else 0
+            misses = spent[order]
             for condition in conditions:
-                if misses >= worst:
-                    break
                 if not condition.holds(view):
                     misses += 1
+                    if misses >= worst:
+                        break
             if misses < worst:  # ties go to the rule tried first, as they are listed
                 bisect.insort(best, (misses, order))
-                del best[limit:]
+                if len(best) > limit:
+                    best.pop()
+                if len(best) == limit:
+                    worst = best[-1][0]
         out = []
         for _, order in best:
-            rule = stubs[order].rule if order < len(stubs) else self.scenario_rules[order - len(stubs)]
-            conditions = tried[order]
-            diffs = [c.explain(view) for c in conditions if not c.holds(view)]
-            if used_up[order]:
+            rule = stubs[order].rule if order < first else self.scenario_rules[order - first]
+            diffs = [c.explain(view) for c in tried[order] if not c.holds(view)]
+            if spent[order]:
                 diffs.append(f"times: used up after {rule.times}")
             out.append({"rule": _cut(rule.label), "differences": [_cut(d) for d in diffs[:MAX_DIFFERENCES]]})
         return out
