@@ -9,6 +9,10 @@ the body read and parsed, a constant answer, stamping), then + validation, + gen
 + books (the whole server). A stage's cost is the difference between the server that has
 it and the one before; CPU per call is read from /proc, unprofiled, best of the rounds.
 
+The full run counts the same in instructions too (callgrind, when valgrind is installed:
+`apt-get install valgrind`), which a busy machine does not move; `python -m
+benchmarks.stages` prints those alone.
+
 The budgets are shares of the reference's own CPU per call, so they hold on any machine:
 with everything within budget, mockpoeti's CPU per call is 1 + the budgets' sum times
 the reference's, and its throughput (CPU-bound, one core each) about the inverse of that.
@@ -69,6 +73,8 @@ def run(plan: Plan) -> list[Row]:
     whole = cpu["books"] / reference
     rows.append(Row(f"{SECTION}.total", SECTION, "the whole call: CPU per call against the reference's", cpu["books"], "us",
                     reference, whole, f"≤ {1 / NEW_PROMPT_TARGET:.3g}x", whole <= 1 / NEW_PROMPT_TARGET))
+    if not plan.quick:  # the same model in instructions: a minute more, and the same figures on a busy machine
+        rows += instruction_rows()
     return rows
 
 
