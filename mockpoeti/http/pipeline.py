@@ -179,7 +179,7 @@ def count(call: Call, meters: Meters, status: int | None, elapsed_ms: float, tra
         meters.stream_chunks += delivery.events_sent
 
 
-_NO_QUERY: Mapping[str, str] = MappingProxyType({})
+_EMPTY: Mapping[str, str] = MappingProxyType({})  # no query string, or no headers sent
 
 
 def journal_entry(call: Call, response: web.StreamResponse | None, status: int | None, duration_ms: float) -> JournalEntry:
@@ -209,9 +209,9 @@ def journal_entry(call: Call, response: web.StreamResponse | None, status: int |
     request = call.request
     query_string = request.query_string
     return JournalEntry.bounded(
-        call.at, request.method, call.path, request.query if query_string else _NO_QUERY, len(query_string),
+        call.at, request.method, call.path, request.query if query_string else _EMPTY, len(query_string),
         request.headers, len(call.header_bytes), call.raw, call.key is not None, call.endpoint, status,
-        response.headers if response is not None and status is not None else _NO_QUERY, call.trace_id, duration_ms, note,
+        response.headers if response is not None and status is not None else _EMPTY, call.trace_id, duration_ms, note,
         call.arrived, near_misses, None if delivery is None else delivery.timeline, answer, answer_size,
     )
 
