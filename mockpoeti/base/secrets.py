@@ -18,8 +18,6 @@ from urllib.parse import quote
 _KEY_LIKE = re.compile(r"\bsk-[A-Za-z0-9][A-Za-z0-9_-]{11,}")
 _BEARER = re.compile(r"(?i)\b(bearer\s+)([^\s\"',;]{8,})")
 _SECRET_FIELDS = frozenset({"key", "api_key", "apikey", "secret", "authorization", "access_token", "token"})
-_SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "cookie", "x-admin-token", "proxy-authorization"})
-_SECRET_PARAMS = frozenset({"key", "api_key", "apikey", "api-key", "access_token", "token", "admin_token"})
 _SECRET_WORDS = re.compile(r"key|token|secret|passw|auth|credential|signature|session|cookie")
 MIN_SECRET_CHARS = 8  # a shorter "credential" would cut ordinary words out of a recording
 
@@ -31,7 +29,7 @@ def key_prefix(secret: str) -> str:
 
 def secret_name(name: str) -> bool:
     """A header or parameter whose name says it carries a credential (X-Forwarded-Key, api-key, token, ...)."""
-    return _SECRET_WORDS.search(name.lower()) is not None  # which the fixed names all hold too
+    return _SECRET_WORDS.search(name.lower()) is not None
 
 
 def mask_header(name: str, value: str) -> str:

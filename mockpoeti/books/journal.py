@@ -58,15 +58,7 @@ class JournalEntry:
         answer = self.answer
         if answer is None:
             return {"response_body": None}
-        shown: Any = None
-        if len(answer) == self.answer_size:
-            try:
-                shown = parse_json(answer)
-            except ApiError:
-                shown = None
-        if shown is None:
-            shown = answer.decode("utf-8", "replace")
-        out = {"response_body": redact(shown)}
+        out = {"response_body": redact(_kept(answer, self.answer_size))}
         if len(answer) < self.answer_size:
             out["response_body_truncated"] = True
             out["response_body_bytes"] = self.answer_size
@@ -95,14 +87,7 @@ class JournalEntry:
     @property
     def body(self) -> Any:
         """The body as JSON when the journal kept all of it and it is JSON; else its text, cut short."""
-        if self.raw is None:
-            return None
-        if len(self.raw) == self.size:
-            try:
-                return parse_json(self.raw)
-            except ApiError:
-                pass
-        return self.raw.decode("utf-8", "replace")
+        return None if self.raw is None else _kept(self.raw, self.size)
 
     def to_json(self) -> dict:
         entry = {
@@ -139,6 +124,17 @@ class JournalEntry:
         if self.raw is not None and (b"sk-" in self.raw or b"\\u" in self.raw):
             return mask_data(body)
         return body
+
+
+def _kept(data: bytes, size: int) -> Any:
+    """Bytes the journal kept of something `size` long: JSON when it kept all of it and it is
+    JSON, else its text, cut short."""
+    if len(data) == size:
+        try:
+            return parse_json(data)
+        except ApiError:
+            pass
+    return data.decode("utf-8", "replace")
 
 
 def _first(items: Mapping[str, str], budget: int) -> dict[str, str]:

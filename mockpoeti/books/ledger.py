@@ -110,6 +110,14 @@ class ApiKey:
         }
 
 
+def costs(model: Model | None, prompt_tokens: int, completion_tokens: int) -> tuple[int, int]:
+    """What a call's prompt and completion cost at the model's prices, in nano-dollars (0 for
+    a model the catalog does not know)."""
+    if model is None:
+        return 0, 0
+    return model.cost_nanos(prompt_tokens, 0), model.cost_nanos(0, completion_tokens)
+
+
 @dataclass(slots=True)
 class Trace:
     trace_id: str
@@ -135,10 +143,8 @@ class Trace:
     interrupted: bool = False
 
     def price(self, model: Model | None) -> None:
-        if model is not None:
-            self.prompt_cost_nanos = model.cost_nanos(self.prompt_tokens, 0)
-            self.completion_cost_nanos = model.cost_nanos(0, self.completion_tokens)
-            self.cost_nanos = self.prompt_cost_nanos + self.completion_cost_nanos  # worked out once, read by every sum
+        self.prompt_cost_nanos, self.completion_cost_nanos = costs(model, self.prompt_tokens, self.completion_tokens)
+        self.cost_nanos = self.prompt_cost_nanos + self.completion_cost_nanos  # worked out once, read by every sum
 
     def to_json(self) -> dict:
         return {

@@ -14,7 +14,6 @@ and `MockServer.session()` make and end sessions here.
 from __future__ import annotations
 
 import math
-import re
 import secrets
 import time
 from collections import OrderedDict
@@ -22,14 +21,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 from mockpoeti.base.errors import ApiError, invalid
+from mockpoeti.base.settings import MAX_KEY_LENGTH, check_setting
 from mockpoeti.books.state import State
 from mockpoeti.scripting.scenario import Scenario
 
 SESSION_PATH = "/sessions/"  # a request whose path starts so is a session's
+NO_SESSION = "No such session: it was ended, it expired unused, or it never existed."
 SESSION_MAX_TRACES = 10_000  # a session keeps at most this many traces (fewer if the server keeps fewer)
 MAX_SEED = 2**63 - 1
-MAX_KEY_CHARS = 256
-_KEY = re.compile(rf"[!-~]{{1,{MAX_KEY_CHARS}}}")  # printable ASCII without spaces: what a Bearer header carries
 ID_BYTES = 6  # 12 hex digits
 
 
@@ -170,5 +169,10 @@ def check_seed(seed: object) -> None:
 
 
 def check_api_key(key: object) -> None:
-    if key is not None and (not isinstance(key, str) or not _KEY.fullmatch(key)):
-        raise invalid("api_key", f"1 to {MAX_KEY_CHARS} printable ASCII characters without spaces")
+    """A session's key obeys the rule of a key given at start (`Settings.api_keys`)."""
+    if key is None:
+        return
+    try:
+        check_setting("api_keys", (key,))
+    except ValueError:
+        raise invalid("api_key", f"1 to {MAX_KEY_LENGTH} printable ASCII characters without spaces") from None

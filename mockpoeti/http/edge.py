@@ -82,9 +82,7 @@ class Connection(web.RequestHandler):
             error = ApiError("internal_error")
         else:
             error = ApiError("payload_too_large" if status == 413 else "invalid_request", _refusal(exc), status=status)
-        response = error_response(self.state.catalog, error)
-        trace_id = self.state.new_trace_id()
-        response.headers["X-Trace-ID"] = response.headers["x-request-id"] = trace_id
+        response = error_response(self.state.catalog, error, self.state.new_trace_id())
         response.force_close()
         return response
 

@@ -6,7 +6,7 @@
     route      which endpoint (a 404/405 waits: a scenario may answer any path)
     CORS       preflights answered
     auth       key -> account, revocation, rate limit and budget (`auth.py`)
-    match      does a stub or scenario rule answer? (`scripting.py`)
+    match      does a stub or scenario rule answer? (`match.py`)
     respond    the endpoint's handler, or the scripted answer, or a fault (`routes/`, `sse.py`)
     finish     stamp the headers, record the trace and the journal entry (`finish` below)
 
@@ -30,9 +30,9 @@ from mockpoeti.base.endpoints import CHAT, OPENAPI
 from mockpoeti.base.errors import ApiError
 from mockpoeti.base.secrets import mask_keys
 from mockpoeti.books.journal import JournalEntry
-from mockpoeti.books.ledger import Trace, clip
+from mockpoeti.books.ledger import Trace, clip, costs
 from mockpoeti.books.meters import Meters
-from mockpoeti.books.sessions import SESSION_PATH, Sessions
+from mockpoeti.books.sessions import NO_SESSION, SESSION_PATH, Sessions
 from mockpoeti.books.state import State
 from mockpoeti.http import auth, cors, match
 from mockpoeti.http.call import Call
@@ -109,9 +109,7 @@ def _answer_with(error: ApiError | None) -> Callable[[Call], Awaitable[web.Strea
 def no_session(root: State) -> web.StreamResponse:
     """A path under /sessions/ that names no live session: 404, seen by nobody's books
     (not the root's, whose ids and journal stay as if it never came)."""
-    error = ApiError("not_found", "No such session: it was ended, it expired unused, or it never existed.")
-    response = error_response(root.catalog, error)
-    response.headers["X-Trace-ID"] = response.headers["x-request-id"] = "trace-poeti-" + secrets.token_hex(8)
+    response = error_response(root.catalog, ApiError("not_found", NO_SESSION), "trace-poeti-" + secrets.token_hex(8))
     cors.allow_origin(response)
     return response
 
@@ -248,9 +246,7 @@ def trace_of(call: Call, status: int | None, latency_ms: int) -> Trace:
             completion_id = completion.id
             prompt_tokens = completion.prompt_tokens
             completion_tokens = _tokens_delivered(call, completion.completion_tokens)
-            priced = state.catalog.models.get(completion.model)
-            if priced is not None:
-                prompt_cost, completion_cost = priced.cost_nanos(prompt_tokens, 0), priced.cost_nanos(0, completion_tokens)
+            prompt_cost, completion_cost = costs(state.catalog.models.get(completion.model), prompt_tokens, completion_tokens)
         if call.fault is not None:
             outcome, error_code, error_message = "error", f"fault_{call.fault}", f"scripted fault: {call.fault}"
         elif status is not None and status >= 400:

@@ -24,9 +24,14 @@ def error_body(catalog: Catalog, error: ApiError) -> tuple[int, dict]:
     return status, {"error": {"code": error.code, "message": message, "status": status}}
 
 
-def error_response(catalog: Catalog, error: ApiError) -> web.Response:
+def error_response(catalog: Catalog, error: ApiError, trace_id: str | None = None) -> web.Response:
+    """The one error format; with `trace_id`, an answer made outside any `Call` (a parser's
+    refusal, a session that is gone) carries its trace id as a call's answer would."""
     status, body = error_body(catalog, error)
-    return json_response(body, status=status, headers=error.headers)
+    response = json_response(body, status=status, headers=error.headers)
+    if trace_id is not None:
+        response.headers["X-Trace-ID"] = response.headers["x-request-id"] = trace_id
+    return response
 
 
 async def read_raw(request: web.BaseRequest, limit: int, timeout: float) -> bytes:

@@ -92,7 +92,7 @@ async def activate_scenarios(call: Call) -> web.Response:
             if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
                 raise invalid("names", "a list of scenario names or paths")
             allowed = scenario_folders(state.settings)
-            files = [_scenario_file(i, name, allowed) for i, name in enumerate(names)]
+            files = [scenario_file(i, name, allowed) for i, name in enumerate(names)]
             scenarios = await asyncio.to_thread(_files().load_scenarios, files, codes)
         else:
             scenarios = [await asyncio.to_thread(_files().parse_scenario, body, "<inline>", codes)]
@@ -122,7 +122,7 @@ def scenario_folders(settings: Settings) -> list[Path]:
     return out
 
 
-def _scenario_file(index: int, name: str, allowed: list[Path], listed: str = "names") -> str:
+def scenario_file(index: int, name: str, allowed: list[Path], listed: str = "names") -> str:
     """Over HTTP, a name is a shipped scenario or a scenario file in a folder the server was
     started with, nothing else: the admin API has no key, and reading any path it is given
     would quote /etc/passwd in the error, tell which files exist, walk a whole disk for a

@@ -17,11 +17,11 @@ from mockpoeti.base.errors import ApiError, ConfigError, invalid
 from mockpoeti.base.secrets import key_prefix, redact
 from mockpoeti.base.settings import parse_time
 from mockpoeti.books.ledger import clip
-from mockpoeti.books.sessions import Session, Sessions
+from mockpoeti.books.sessions import NO_SESSION, Session, Sessions
 from mockpoeti.books.state import State
 from mockpoeti.http.call import Call
 from mockpoeti.http.router import Router
-from mockpoeti.http.routes.admin import _scenario_file, scenario_folders
+from mockpoeti.http.routes.admin import scenario_file, scenario_folders
 from mockpoeti.http.wire import json_response
 from mockpoeti.scripting.scenario import Scenario
 
@@ -80,7 +80,7 @@ class SessionAdmin:
     def _session(self, call: Call) -> Session:
         session = self._at_root(call).find(call.params["session_id"])
         if session is None:
-            raise ApiError("not_found", "No such session: it was ended, it expired unused, or it never existed.")
+            raise ApiError("not_found", NO_SESSION)
         return session
 
     def _listing(self, session: Session, root: str) -> dict:
@@ -158,7 +158,7 @@ def load_scenario_items(items: Any, state: State) -> list[Scenario]:
         for i, item in enumerate(items):
             if isinstance(item, str):
                 if item not in files:
-                    files[item] = loader.load_scenarios([_scenario_file(i, item, allowed, "scenario")], codes)
+                    files[item] = loader.load_scenarios([scenario_file(i, item, allowed, "scenario")], codes)
                 loaded.extend(files[item])
             elif isinstance(item, dict):
                 loaded.append(loader.parse_scenario(item, f"<scenario[{i}]>", codes))
