@@ -92,6 +92,28 @@ def test_a_long_prompt_against_costly_regexes_is_searched_off_the_loop():
     assert probe.slowest < took / 3  # on the loop, a probe would wait about as long as the request itself
 
 
+def test_globs_are_bounded_in_length_and_in_the_text_they_are_tried_on():
+    """A glob runs on fnmatch, that is on `re`, whose work grows with the glob times the text:
+    `*` and 250 `?` against a 4 MB model cost ~0.7 s a try, and a miss tries it to match and
+    to score the near miss. Now a glob is at most 256 characters, and a value longer than
+    4,096 characters matches only a plain string."""
+    slow = "*" + "?" * 250 + "b"
+    with serve() as server, httpx.Client(base_url=server.url, headers=AUTH, timeout=60) as http:
+        for field in ("model", "path", "key", "after_tool"):
+            refused = http.post("/__admin/stubs", json={"match": {field: "*" * 257}, "respond": "x"})
+            assert error_of(refused) == (400, "invalid_request")
+            assert f"match.{field}: 257 characters; expected a string of at most 256" in refused.json()["error"]["message"]
+        refused = http.post("/__admin/stubs", json={"match": {"headers": {"x-tenant": "*" * 257}}, "respond": "x"})
+        assert error_of(refused) == (400, "invalid_request")
+        assert http.post("/__admin/stubs", json={"match": {"model": slow}, "respond": "globbed"}).status_code == 201
+        with Watch(server, attacks=3, cpu_per_attack_s=0.25):  # unbounded, each took well over a second of CPU
+            for _ in range(3):
+                answer = http.post("/v1/chat/completions", json=chat("hi", model="a" * 4_000_000))
+                assert error_of(answer) == (404, "model_not_found")
+        http.post("/v1/chat/completions", json=chat("hi", model="gpt-4o" + "x" * 250 + "b"))  # within the bounds
+        assert http.get("/__admin/requests", params={"limit": 1000}).json()["requests"][-1]["rule"] == "stub#1"  # matched
+
+
 @pytest.mark.parametrize("pattern", ["(?!x)abc", "(a)\\1", "a{2000}"])
 def test_a_regex_re2_cannot_run_is_refused_when_it_is_loaded_naming_it(tmp_path, pattern):
     with MockServer() as server:

@@ -12,7 +12,6 @@ import bisect
 import random
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
-from fnmatch import fnmatchcase
 from typing import Any, NamedTuple
 
 from mockpoeti.answers.chat_request import message_text
@@ -20,7 +19,7 @@ from mockpoeti.answers.generate import derive_seed
 from mockpoeti.answers.script import Respond
 from mockpoeti.base.endpoints import ENDPOINTS
 from mockpoeti.base.errors import ConfigError
-from mockpoeti.base.regexes import search
+from mockpoeti.base.regexes import glob_holds, is_glob, search
 from mockpoeti.scripting.scenario import Match, Rule, Scenario
 
 
@@ -150,12 +149,12 @@ class Glob(Condition):
 
     def __init__(self, field: str, pattern: str) -> None:
         self.field, self.pattern = field, pattern
-        self.literal = not any(c in pattern for c in "*?[")
+        self.literal = not is_glob(pattern)
 
     def holds(self, view: RequestView) -> bool:
         if self.literal:
             return (getattr(view, self.field) or "") == self.pattern
-        return fnmatchcase(getattr(view, self.field) or "", self.pattern)
+        return glob_holds(getattr(view, self.field) or "", self.pattern)
 
     def explain(self, view: RequestView) -> str:
         return f"{self.field}: wanted {self.pattern}, got {getattr(view, self.field)}"
@@ -211,7 +210,7 @@ class Header(Condition):
 
     def holds(self, view: RequestView) -> bool:
         value = view.headers.get(self.name)
-        return value is not None and fnmatchcase(value, self.pattern)
+        return value is not None and glob_holds(value, self.pattern)
 
     def explain(self, view: RequestView) -> str:
         return f"headers.{self.name}: wanted {self.pattern!r}, got {view.headers.get(self.name)!r}"
@@ -279,7 +278,7 @@ class AfterTool(Condition):
         self.pattern = pattern
 
     def holds(self, view: RequestView) -> bool:
-        return view.after_tool is not None and fnmatchcase(view.after_tool, self.pattern)
+        return view.after_tool is not None and glob_holds(view.after_tool, self.pattern)
 
     def explain(self, view: RequestView) -> str:
         if view.after_tool is None:
