@@ -71,7 +71,7 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "wrong-types.yaml": [
         "5: rules[0].match.stream: 'yes' is not true or false",
-        "6: rules[0].match.model: 3 is not a string of at most 256 characters",
+        "6: rules[0].match.model: 3 is not a string",
         "7: rules[0].times: '2' is not an integer from 1 to 1000000000",
     ],
     "bad-fault-kind.yaml": [

@@ -21,7 +21,7 @@ from mockpoeti.answers.templating import check_template
 from mockpoeti.base.catalog import shipped_dir
 from mockpoeti.base.endpoints import CHAT, ENDPOINTS
 from mockpoeti.base.errors import ConfigError
-from mockpoeti.base.regexes import MAX_GLOB_CHARS, PatternError, compile_linear
+from mockpoeti.base.regexes import MAX_GLOB_CHARS, PatternError, compile_linear, is_glob
 from mockpoeti.scripting.scenario import METHODS, Chaos, Match, Rule, Scenario
 from mockpoeti.scripting.schema import (
     AnyValue,
@@ -64,6 +64,12 @@ def _template(text: str, site: Site) -> None:
     problem = check_template(text)
     if problem:
         site.fail(problem)
+
+
+def _glob(text: str, site: Site) -> None:
+    """A glob's work grows with its length (`base.regexes`); a plain string is compared as it is, at any length."""
+    if is_glob(text) and len(text) > MAX_GLOB_CHARS:
+        site.fail(f"a glob of {len(text)} characters; expected at most {MAX_GLOB_CHARS} (a string without * ? [ may be longer)")
 
 
 def _regex(text: str, site: Site) -> None:
@@ -189,19 +195,19 @@ RESPOND = Obj({
 MATCH = Obj({
     "endpoint": Enum(ENDPOINTS, "an endpoint"),
     "method": Enum(METHODS, "an HTTP method"),
-    "path": Str(MAX_GLOB_CHARS).described("Exact path, or a glob such as /api/v1/*"),
-    "model": Str(MAX_GLOB_CHARS).described("Exact model id, or a glob such as gpt-4*"),
+    "path": Str().checked_by(_glob).described("Exact path, or a glob such as /api/v1/*"),
+    "model": Str().checked_by(_glob).described("Exact model id, or a glob such as gpt-4*"),
     "stream": Bool(),
     "message": Str().checked_by(_regex).described("Substring of the last user message, or /regex/"),
-    "headers": MapOf(Str(MAX_GLOB_CHARS)),
+    "headers": MapOf(Str().checked_by(_glob)),
     "body": MapOf(AnyValue()).described("A JSON subset the request body must contain"),
-    "key": Str(MAX_GLOB_CHARS).described("The API key (exact, or a glob such as sk-poeti-acme-*)"),
+    "key": Str().checked_by(_glob).described("The API key (exact, or a glob such as sk-poeti-acme-*)"),
     "last_role": Enum(ROLES, "a message role").described("Role of the request's last message, e.g. tool"),
     "tools": OneOf(Bool(), ListOf(Str(), 1), noun="true, false or a list of tool names").described(
         "true: the request declares at least one tool; false: none; a list: exactly these function names (any order)"
     ),
     "turn": Int(1, MAX_TURN).described("The request carries exactly this many user messages (1: the first question)"),
-    "after_tool": Str(MAX_GLOB_CHARS).described(
+    "after_tool": Str().checked_by(_glob).described(
         "The last message is the result of a call to a function so named (exact, or a glob such as search*)"
     ),
 }, noun="a match: {endpoint, model, stream, message, ...}")
