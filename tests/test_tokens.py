@@ -27,7 +27,7 @@ def test_ascii_text_counts_as_the_tokenizer_splits_it():
 
     rnd = random.Random(7)
     every_ascii = [chr(c) for c in range(128)]
-    likely = list("ab Zz09 .,!?\t\n\r\x0b\x0c\x1c\x1f  -_'\"") + ["word", "1234567", "  ", "\r\n"]
+    likely = [*"ab Zz09 .,!?\t\n\r\x0b\x0c\x1c\x1f  -_'\"", "word", "1234567", "  ", "\r\n"]
     texts = ["", " ", "  ", "a", " a", "  a", "abcde", " 12345", "a1b2", "x  y", "end ", "\x1c\x1dq", "(1-12345)?"]
     texts += ["".join(rnd.choice(every_ascii if i % 2 else likely) for _ in range(rnd.randint(1, 80))) for i in range(5000)]
     for text in texts:
