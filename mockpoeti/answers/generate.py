@@ -152,10 +152,14 @@ class TextGenerator:
         low, high = sentences
         count = low + draws[0] % (high - low + 1)
         size = len(pool)
-        picks = [draw % size for draw in _PAIRS.unpack_from(draws, 1)[:count]]  # big-endian byte pairs 1-2, 3-4, ...
-        tokens = sum([counts[i] for i in picks])
+        picks: bytes | list[int]
+        if size == 256:  # a big-endian pair modulo 256 is its low byte: bytes 2, 4, 6, ... as they are
+            picks = draws[2 : 2 + 2 * count : 2]
+        else:
+            picks = [draw % size for draw in _PAIRS.unpack_from(draws, 1)[:count]]  # big-endian byte pairs 1-2, 3-4, ...
+        tokens = sum(map(counts.__getitem__, picks))
         if lang == "en":
-            return " ".join([pool[i] for i in picks]), tokens
+            return " ".join(map(pool.__getitem__, picks)), tokens
         last = count - 1
         stops = draws[40]  # a bit per sentence: a full stop or a comma after it
         text = "".join([pool[p] + ("。" if i == last or stops >> i & 1 else "，") for i, p in enumerate(picks)])
