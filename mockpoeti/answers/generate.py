@@ -152,11 +152,8 @@ class TextGenerator:
         low, high = sentences
         count = low + draws[0] % (high - low + 1)
         size = len(pool)
-        picks: bytes | list[int]
-        if size == 256:  # a big-endian pair modulo 256 is its low byte: bytes 2, 4, 6, ... as they are
-            picks = draws[2 : 2 + 2 * count : 2]
-        else:
-            picks = [draw % size for draw in _PAIRS.unpack_from(draws, 1)[:count]]  # big-endian byte pairs 1-2, 3-4, ...
+        # big-endian byte pairs 1-2, 3-4, ... modulo the pool's size; modulo 256, a pair is its low byte: bytes 2, 4, ...
+        picks = draws[2 : 2 + 2 * count : 2] if size == 256 else [d % size for d in _PAIRS.unpack_from(draws, 1)[:count]]
         tokens = sum(map(counts.__getitem__, picks))
         if lang == "en":
             return " ".join(map(pool.__getitem__, picks)), tokens
