@@ -182,18 +182,20 @@ class Sums:
     cost_nanos: int = 0
     latency_ms: int = 0
 
-    def add(self, other: Sums | Trace) -> None:
-        if isinstance(other, Trace):
-            self.requests += 1
-            self.successes += other.status == "success"
-            self.errors += other.status != "success"
-            self.prompt_tokens += other.prompt_tokens
-            self.completion_tokens += other.completion_tokens
-            self.cost_nanos += other.cost_nanos
-            self.latency_ms += other.latency_ms
-            return
+    def add(self, other: Sums) -> None:
         for name in Sums.__slots__:
             setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def add_trace(self, trace: Trace) -> None:
+        self.requests += 1
+        if trace.status == "success":
+            self.successes += 1
+        else:
+            self.errors += 1
+        self.prompt_tokens += trace.prompt_tokens
+        self.completion_tokens += trace.completion_tokens
+        self.cost_nanos += trace.cost_nanos
+        self.latency_ms += trace.latency_ms
 
     @property
     def tokens(self) -> int:

@@ -168,23 +168,29 @@ class State:
             self.stored[evicted.account] -= 1
             self.traces_by_id.pop(evicted.trace_id, None)
         self.traces.append(trace)
-        self.stored[trace.account] = self.stored.get(trace.account, 0) + 1
+        account, stored = trace.account, self.stored
+        stored[account] = stored.get(account, 0) + 1
         self.traces_by_id[trace.trace_id] = trace
         day, cost = day_of(trace.created_at), trace.cost_nanos
         key = self.keys_by_id.get(trace.key_id)
         if key is not None:
             key.total_requests += 1
             key.total_cost_nanos += cost
-            month = day[:7]
-            key.spent_nanos[month] = key.spent_nanos.get(month, 0) + cost
+            spent, month = key.spent_nanos, day[:7]
+            spent[month] = spent.get(month, 0) + cost
         # Calls naming no model of the catalog count under None: a row per invented
         # name would let garbage requests grow the sums without bound.
-        model = trace.model if trace.model in self.catalog.models else None
-        cells = self.aggregates.setdefault(trace.account, {}).setdefault(day, {})
-        cell = cells.get((trace.key_id, model))
+        cell_of = (trace.key_id, trace.model if trace.model in self.catalog.models else None)
+        days = self.aggregates.get(account)
+        if days is None:
+            days = self.aggregates[account] = {}
+        cells = days.get(day)
+        if cells is None:
+            cells = days[day] = {}
+        cell = cells.get(cell_of)
         if cell is None:
-            cell = cells[trace.key_id, model] = Sums()
-        cell.add(trace)
+            cell = cells[cell_of] = Sums()
+        cell.add_trace(trace)
 
     def totals(self) -> Sums:
         """The books' sums over every account and day (seeded history included)."""
