@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from mockpoeti.base.errors import ConfigError
+from mockpoeti.base.yamlfiles import load_shipped_yaml, load_yaml
 
 _PACKAGE = Path(__file__).resolve().parents[1]  # mockpoeti/
 
@@ -21,20 +20,6 @@ def shipped_dir(name: str) -> Path:
     """`fixtures` or `scenarios`: inside the installed wheel, else the repository top."""
     inside = _PACKAGE / name
     return inside if inside.is_dir() else _PACKAGE.parent / name
-
-
-def load_yaml(path: Path) -> Any:
-    """Safe YAML only: `!!python` tags are refused, never executed."""
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    try:
-        with open(path, encoding="utf-8") as f:
-            return yaml.load(f, Loader=loader)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = mark.line + 1 if mark else 1
-        raise ConfigError([f"{path}:{line}: not valid YAML: {getattr(e, 'problem', e)}"]) from None
-    except OSError as e:
-        raise ConfigError([f"{path}:1: cannot read: {e.strerror}"]) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,8 +94,10 @@ def load_catalog(fixtures: str | Path | None = None) -> Catalog:
         raise ConfigError([f"{user}:1: fixtures folder not found"])
 
     def read(name: str) -> tuple[Path, Any]:
-        path = user / name if user is not None and (user / name).exists() else shipped_dir("fixtures") / name
-        return path, load_yaml(path)
+        if user is not None and (user / name).exists():
+            return user / name, load_yaml(user / name)
+        path = shipped_dir("fixtures") / name
+        return path, load_shipped_yaml(path)
 
     problems: list[str] = []
     catalog = Catalog(
