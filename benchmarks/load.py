@@ -74,7 +74,7 @@ def _headers(pairs: list[str]) -> dict[str, str]:
 async def run_requests(args: argparse.Namespace) -> dict:
     headers = _headers(args.header)
     head, vary, tail = (part.encode() for part in args.body.partition(MARKER))
-    numbers = itertools.count(1)
+    numbers = itertools.count(args.first)
     tally = Tally()
     timeout = aiohttp.ClientTimeout(total=args.duration + GRACE_S)
     loop = asyncio.get_running_loop()
@@ -256,6 +256,7 @@ def main() -> None:
         mode.add_argument("--max-requests", type=int, default=MAX_REQUESTS, help="per run (requests) or per client (streams)")
     requests = modes.choices["requests"]
     requests.add_argument("--connections", type=int, default=50)
+    requests.add_argument("--first", type=int, default=1, help="the first request's number, where the body has the marker")
     requests.add_argument("--expect-frames", type=int, help="an answer must hold exactly this many SSE frames")
     streams = modes.choices["streams"]
     streams.add_argument("--streams", type=int, default=100, help="concurrent streams")

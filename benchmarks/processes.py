@@ -238,11 +238,20 @@ def load_requests(
     return Load(ok, errors, elapsed, cpu, client, detail)
 
 
+# The next request number load_count hands out: a counted run after a warm-up sends prompts the
+# warm-up did not (numbering from 1 each run, a memo of answers served the counted run).
+_next_number = 1
+
+
 def load_count(server: Server, path: str, body: dict, connections: int, count: int) -> Load:
-    """About `count` POSTs (load.py stops within `connections` of it) over `connections` connections."""
+    """About `count` POSTs (load.py stops within `connections` of it) over `connections` connections;
+    where the body has load.py's MARKER, numbered after every earlier run's."""
+    global _next_number
+    first, _next_number = _next_number, _next_number + count + connections
     headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {server.api_key}"} if server.api_key else {})}
     argv = [sys.executable, "-m", "benchmarks.load", "requests", "--url", server.url + path, "--body", json.dumps(body),
-            "--connections", str(connections), "--duration", str(COUNT_LIMIT_S), "--max-requests", str(count)]
+            "--connections", str(connections), "--duration", str(COUNT_LIMIT_S), "--max-requests", str(count),
+            "--first", str(first)]
     argv += [a for name, value in headers.items() for a in ("--header", f"{name}: {value}")]
     server.check_alive()
     cpu_before, client_before = cpu_seconds(server.pid), children_cpu_seconds()

@@ -76,7 +76,8 @@ class Completion:
     def completion_tokens(self) -> int:
         if self.scripted_completion_tokens is not None:
             return self.scripted_completion_tokens
-        return sum(c.completion_tokens for c in self.choices)
+        choices = self.choices
+        return choices[0].completion_tokens if len(choices) == 1 else sum([c.completion_tokens for c in choices])
 
     def usage(self) -> dict:
         completion_tokens = self.completion_tokens
@@ -172,24 +173,15 @@ def build_completion(request: ChatRequest, generator: TextGenerator, seed: int, 
         request.tool_choice,
         request.response_format,
     )
-    # A choice is a pure function of these: the same request is answered from memory.
-    key = (base, request.stop, request.max_tokens, request.n, request.parallel_tool_calls)
-    choices = tuple(
-        generator.remember(
-            (*key, i), lambda i=i: _build_choice(request, generator, derive_seed(base, i) if i else base, i), _small
-        )
-        for i in range(request.n)
-    )
-    return Completion(
-        id=completion_id,
-        created=created,
-        model=request.model.id,
-        choices=choices,
-        prompt_tokens=request.prompt_tokens,
-        fingerprint=fingerprint(request.model.id),
-        top_logprobs=(request.top_logprobs or 0) if request.logprobs else None,
-        seed=base,
-        service_tier=_SERVED_TIERS.get(request.service_tier, request.service_tier) if request.service_tier else None,
+    if request.n == 1:
+        choices: tuple[Choice, ...] = (_choice(request, generator, base, 0),)
+    else:
+        choices = tuple(_choice(request, generator, derive_seed(base, i) if i else base, i) for i in range(request.n))
+    model = request.model.id
+    return Completion(  # positionally, in the fields' order: one per call
+        completion_id, created, model, choices, request.prompt_tokens, fingerprint(model), None,
+        (request.top_logprobs or 0) if request.logprobs else None, base,
+        _SERVED_TIERS.get(request.service_tier, request.service_tier) if request.service_tier else None,
     )
 
 
@@ -227,6 +219,16 @@ def _budget(request: ChatRequest) -> Budget:
 
 
 MEMO_CHOICE_CHARS = 4096  # a larger answer (structured outputs go up to 64 KiB) is made again, not held in memory
+
+
+def _choice(request: ChatRequest, generator: TextGenerator, seed: int, index: int) -> Choice:
+    """A choice is a pure function of the request and its seed. Words are cheaper to make than
+    to look up (a hash and a join); tool calls and structured answers, made from schemas, are
+    answered from memory when the same request comes again."""
+    if not request.tools and request.response_format == "text":
+        return _build_choice(request, generator, seed, index)
+    key = (seed, request.stop, request.max_tokens, request.n, request.parallel_tool_calls, index)
+    return generator.remember(key, lambda: _build_choice(request, generator, seed, index), _small)
 
 
 def _small(choice: Choice) -> bool:

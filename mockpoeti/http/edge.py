@@ -1,6 +1,7 @@
 """The connection edge: aiohttp's low-level server, with the limits mockpoeti sets
-on every connection. This module holds every place mockpoeti goes past aiohttp's
-and asyncio's documented surface, and only these three:
+on every connection. This module holds the places mockpoeti goes past aiohttp's
+and asyncio's documented surface (the other is `whole_answer.py`, the one-piece
+write of an answer), these three:
 
 - `Connection` subclasses aiohttp's `RequestHandler` (the protocol of one
   connection), for a deadline on the first request's headers and for

@@ -11,10 +11,11 @@ from mockpoeti.base.catalog import Catalog
 from mockpoeti.base.errors import ApiError
 from mockpoeti.base.jsonio import encode
 from mockpoeti.base.secrets import mask_keys
+from mockpoeti.http.whole_answer import WholeAnswer
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(body=encode(data), status=status, headers=headers, content_type="application/json")
+    return WholeAnswer(body=encode(data), status=status, headers=headers, content_type="application/json")
 
 
 def error_body(catalog: Catalog, error: ApiError) -> tuple[int, dict]:
