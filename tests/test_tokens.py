@@ -3,9 +3,15 @@ what counting the whole text gives (the usage a client reads depends on it)."""
 
 from __future__ import annotations
 
+import random
+import re
+import subprocess
+import sys
+
 import pytest
 
-from mockpoeti.answers.generate import count_tokens
+from mockpoeti.answers import generate
+from mockpoeti.answers.generate import count_tokens, tokenize
 from mockpoeti.http.app import make_state
 
 
@@ -16,3 +22,47 @@ def test_a_counted_answer_has_the_count_of_its_text(lang):
         answer, tokens = text.counted_answer(lang, seed)
         assert tokens == count_tokens(answer), (seed, answer)
         assert answer == text.answer(lang, seed)
+
+
+def ascii_texts():
+    """Every ASCII character alone, after a space and before a letter, a digit and each other
+    kind; and seeded random ASCII strings, control characters included."""
+    chars = [chr(c) for c in range(128)]
+    yield from chars
+    yield from (a + b for a in chars for b in chars)
+    yield from (" " + c + "x" for c in chars)
+    rng = random.Random(20)
+    for _ in range(2000):
+        yield "".join(rng.choice(chars) for _ in range(rng.randrange(1, 80)))
+    yield "What is the capital of France?\nAnswer in 12,345 words: $(pwd) \x1c\x1f\t\x0b end."
+
+
+def test_an_ascii_text_is_cut_into_the_same_tokens_without_the_cjk_pattern():
+    # tokenize() takes the ASCII pattern for an ASCII text; the full one must agree there
+    full = re.compile(generate._TOKEN)
+    for text in ascii_texts():
+        assert tokenize(text) == full.findall(text), repr(text)
+
+
+def test_text_with_cjk_is_cut_by_the_full_pattern():
+    assert tokenize("价格 is 12元, ok。") == ["价", "格", " is", " 12", "元", ",", " ok", "。"]
+    assert count_tokens("caf\u00e9 crème") == len(re.compile(generate._TOKEN).findall("caf\u00e9 crème"))
+
+
+COMPILED_AFTER_AN_ENGLISH_CALL = """
+from mockpoeti import MockServer
+from mockpoeti.answers import generate
+import http.client, json
+with MockServer() as server:
+    connection = http.client.HTTPConnection("127.0.0.1", server.port)
+    connection.request("POST", "/v1/chat/completions", json.dumps({"model": "gpt-4o", "messages": [
+        {"role": "user", "content": "Hello there"}]}), {"Authorization": "Bearer " + server.api_key})
+    assert connection.getresponse().status == 200
+    print(generate._compiled.cache_info().currsize)
+"""
+
+
+def test_a_server_that_sees_no_cjk_never_compiles_the_cjk_patterns():
+    done = subprocess.run([sys.executable, "-c", COMPILED_AFTER_AN_ENGLISH_CALL], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert done.stdout.split()[-1] == "0"
