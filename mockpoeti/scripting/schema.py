@@ -7,7 +7,6 @@ the dotted path of the field, and a "did you mean" for near-miss spellings.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -190,6 +189,8 @@ def _show(value: Any) -> str:
 
 
 def did_you_mean(word: str, choices: list[str]) -> str:
+    import difflib  # with the first refused value: most starts refuse none
+
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'? " if close else ""
 
