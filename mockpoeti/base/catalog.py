@@ -24,6 +24,8 @@ def shipped_dir(name: str) -> Path:
 
 @dataclass(frozen=True, slots=True)
 class Model:
+    """A model of the catalog: its prices make the cost of every call."""
+
     id: str
     owned_by: str
     created: int
@@ -48,12 +50,16 @@ class Model:
 
 @dataclass(frozen=True, slots=True)
 class ErrorDef:
+    """An error of the catalog: the HTTP status and the default message of its code."""
+
     status: int
     message: str
 
 
 @dataclass(frozen=True, slots=True)
 class KeyDef:
+    """An API key as fixtures/accounts.yaml gives it."""
+
     name: str
     key: str
     monthly_budget: float | None = None
@@ -63,6 +69,8 @@ class KeyDef:
 
 @dataclass(frozen=True, slots=True)
 class AccountDef:
+    """An account and its keys."""
+
     id: str
     name: str
     keys: tuple[KeyDef, ...]
@@ -70,6 +78,8 @@ class AccountDef:
 
 @dataclass(frozen=True, slots=True)
 class HistorySpec:
+    """How much seeded trace history `--history` makes, and of what."""
+
     seed: int
     days: int
     requests_per_day: int
@@ -80,6 +90,8 @@ class HistorySpec:
 
 @dataclass(frozen=True, slots=True)
 class Catalog:
+    """Everything fixtures/ holds, read once per server."""
+
     models: dict[str, Model]
     errors: dict[str, ErrorDef]
     accounts: tuple[AccountDef, ...]

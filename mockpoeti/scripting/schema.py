@@ -159,6 +159,8 @@ class _Shape:
 
 @dataclass
 class Site:
+    """Where a value sits in a file (line, dotted path), and the problems found so far."""
+
     file: str
     path: str = ""
     line: int = 1
