@@ -1,12 +1,15 @@
 """Start-up does only what serving needs: the shipped YAML files are read from parsed copies
-(`mockpoeti/base/yamlfiles.py`), so a server that reads no other YAML never imports PyYAML,
-and `mockpoeti serve` starts without the garbage collector and gives it back."""
+(`mockpoeti/base/yamlfiles.py`), so a server that reads no other YAML never imports PyYAML;
+regular expressions for CJK text and tool arguments are compiled by the first request that
+needs them (`mockpoeti/base/lazyregex.py`); and `mockpoeti serve` starts without the garbage
+collector and gives it back."""
 
 from __future__ import annotations
 
 import datetime
 import gc
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -17,6 +20,7 @@ import pytest
 from mockpoeti import cli
 from mockpoeti.base.catalog import load_catalog, shipped_dir
 from mockpoeti.base.errors import ConfigError
+from mockpoeti.base.lazyregex import LazyPattern
 from mockpoeti.base.yamlfiles import cached_copy, is_plain, load_shipped_yaml, load_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,3 +132,39 @@ def test_serve_gives_the_garbage_collector_back_when_it_cannot_start(capsys):
     assert gc.isenabled()
     assert "no such scenario file" in capsys.readouterr().err
 
+
+
+LAZY_AFTER_AN_ENGLISH_CALL = """
+import http.client, json
+from mockpoeti import MockServer
+from mockpoeti.answers import arguments, generate
+from mockpoeti.base.lazyregex import LazyPattern
+with MockServer() as server:
+    connection = http.client.HTTPConnection("127.0.0.1", server.port)
+    connection.request("POST", "/v1/chat/completions", json.dumps({"model": "gpt-4o", "messages": [
+        {"role": "user", "content": "Hello there, what is on 2026-01-02?"}]}), {"Authorization": "Bearer " + server.api_key})
+    assert connection.getresponse().status == 200
+    lazy = {f"{m.__name__}.{k}": "_compiled" in v.__dict__ for m in (generate, arguments) for k, v in vars(m).items()
+            if isinstance(v, LazyPattern)}
+    print(json.dumps(lazy))
+"""
+
+
+def test_a_server_that_sees_no_cjk_and_no_tools_compiles_none_of_their_patterns():
+    done = subprocess.run([sys.executable, "-c", LAZY_AFTER_AN_ENGLISH_CALL], capture_output=True, text=True,
+                          timeout=60, check=True)
+    compiled = json.loads(done.stdout.splitlines()[-1])
+    assert len(compiled) >= 8 and "mockpoeti.answers.generate._TOKEN" in compiled
+    assert not any(compiled.values()), compiled
+
+
+def test_a_lazy_pattern_answers_as_the_pattern_it_stands_for():
+    text = "Dates: 2026-01-02, 2027-03-04; Mar 5th"
+    lazy, eager = LazyPattern(r"(\d{4})-(\d{2})-\d{2}|(mar)", re.IGNORECASE), re.compile(r"(\d{4})-(\d{2})-\d{2}|(mar)", re.I)
+    assert lazy.groups == eager.groups == 3  # an attribute of the compiled pattern, before any search
+    assert lazy.findall(text) == eager.findall(text)
+    assert [m.span() for m in lazy.finditer(text)] == [m.span() for m in eager.finditer(text)]
+    assert lazy.search(text).group(1) == "2026" and lazy.match(text) is None and lazy.fullmatch("MAR")
+    assert lazy.sub("#", text) == eager.sub("#", text) and lazy.split(text) == eager.split(text)
+    assert lazy.__dict__["findall"] == eager.findall  # bound once: later calls go straight to the compiled pattern
+    assert lazy.compiled() is lazy.compiled() and repr(lazy).startswith("LazyPattern(")

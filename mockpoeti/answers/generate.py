@@ -16,10 +16,11 @@ import re
 import struct
 from collections import OrderedDict
 from collections.abc import Mapping
-from functools import cache
 from typing import TYPE_CHECKING
 
 import orjson
+
+from mockpoeti.base.lazyregex import LazyPattern
 
 if TYPE_CHECKING:
     from mockpoeti.answers.structured import Budget
@@ -29,19 +30,14 @@ if TYPE_CHECKING:
 # punctuation alone: close to what BPE tokenizers count, and the pieces join
 # back to the exact text, so a stream of tokens is also a stream of chunks.
 _CJK = "\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef"
-# Compiled on first use (`_compiled`): sre builds a class of Unicode ranges one character
-# at a time, ~8 ms for these two at every start, and most servers never see CJK.
-_TOKEN = rf"[{_CJK}]|\s?[A-Za-z]{{1,4}}|\s?\d{{1,3}}|\s?[^\s{_CJK}A-Za-z\d]|\s+"
-_HAN = r"[\u4e00-\u9fff]"
+# Compiled on first use: sre builds a class of Unicode ranges one character at a time,
+# ~4 ms of every start for these two, and most servers never see CJK.
+_TOKEN = LazyPattern(rf"[{_CJK}]|\s?[A-Za-z]{{1,4}}|\s?\d{{1,3}}|\s?[^\s{_CJK}A-Za-z\d]|\s+")
+_HAN = LazyPattern(r"[\u4e00-\u9fff]")
 # _TOKEN's pieces where there can be no CJK: in an ASCII text (str.isascii() reads a flag,
 # not the text), as most prompts and every English answer are.
 _ASCII_TOKEN = re.compile(r"\s?[A-Za-z]{1,4}|\s?\d{1,3}|\s?[^\sA-Za-z\d]|\s+")
 _KANA = re.compile(r"[\u3040-\u30ff]")
-
-
-@cache
-def _compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
 
 
 LOCALES = {"zh": "zh_CN", "ja": "ja_JP", "en": "en_US"}
@@ -51,11 +47,11 @@ NAMED_POOL_SIZE = 64
 
 
 def tokenize(text: str) -> list[str]:
-    return (_ASCII_TOKEN if text.isascii() else _compiled(_TOKEN)).findall(text)
+    return (_ASCII_TOKEN if text.isascii() else _TOKEN).findall(text)
 
 
 def count_tokens(text: str) -> int:
-    return len((_ASCII_TOKEN if text.isascii() else _compiled(_TOKEN)).findall(text)) if text else 0
+    return len((_ASCII_TOKEN if text.isascii() else _TOKEN).findall(text)) if text else 0
 
 
 def language_of(text: str) -> str:
@@ -64,7 +60,7 @@ def language_of(text: str) -> str:
         return "en"
     if _KANA.search(text):
         return "ja"
-    return "zh" if _compiled(_HAN).search(text) else "en"
+    return "zh" if _HAN.search(text) else "en"
 
 
 def canonical_json(value: object) -> str:
