@@ -309,3 +309,20 @@ def test_a_foreign_key_id_looks_exactly_like_a_missing_one(http, acme):
 
     still_active = {k["id"]: k for k in acme.get("/api/v1/api-keys").json()["data"]}[foreign]
     assert still_active["is_active"] is True
+
+
+def test_authorization_values_are_remembered_in_bounded_memory(poeti):
+    """Each Authorization value found is remembered (no parse, no hash next time), at most
+    MAX_REMEMBERED_AUTHORIZATIONS of them: a client spelling one key many ways cannot grow it,
+    and every spelling still names the key, before and after the memory is cleared."""
+    from mockpoeti.books.state import MAX_REMEMBERED_AUTHORIZATIONS
+
+    key = poeti.api_key
+    spellings = [f"Bearer {' ' * n}{key}" for n in range(1, MAX_REMEMBERED_AUTHORIZATIONS + 200)]
+    with httpx.Client(base_url=poeti.url) as client:
+        for spelling in spellings[:: 40] + spellings:
+            assert client.get("/v1/models", headers={"Authorization": spelling}).status_code == 200
+        assert client.get("/v1/models", headers={"Authorization": "Bearer sk-poeti-nobody"}).status_code == 401
+    remembered = poeti.call(lambda: dict(poeti.state.keys_by_authorization))
+    assert 0 < len(remembered) <= MAX_REMEMBERED_AUTHORIZATIONS
+    assert {k.secret for k in remembered.values()} == {key}

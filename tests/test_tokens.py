@@ -46,3 +46,18 @@ def test_text_with_cjk_is_cut_by_the_full_pattern():
     assert tokenize("价格 is 12元, ok。") == ["价", "格", " is", " 12", "元", ",", " ok", "。"]
     assert count_tokens("caf\u00e9 crème") == len(re.compile(generate._TOKEN.pattern).findall("caf\u00e9 crème"))
 
+
+def test_ascii_text_counts_as_the_tokenizer_splits_it():
+    """ASCII text is counted on its shape (no regex), other text by the tokenizer:
+    both must give the number of pieces `tokenize` cuts, which streams are made of."""
+    import random
+
+    from mockpoeti.answers.generate import tokenize
+
+    rnd = random.Random(7)
+    every_ascii = [chr(c) for c in range(128)]
+    likely = [*"ab Zz09 .,!?\t\n\r\x0b\x0c\x1c\x1f  -_'\"", "word", "1234567", "  ", "\r\n"]
+    texts = ["", " ", "  ", "a", " a", "  a", "abcde", " 12345", "a1b2", "x  y", "end ", "\x1c\x1dq", "(1-12345)?"]
+    texts += ["".join(rnd.choice(every_ascii if i % 2 else likely) for _ in range(rnd.randint(1, 80))) for i in range(5000)]
+    for text in texts:
+        assert count_tokens(text) == len(tokenize(text)), repr(text)

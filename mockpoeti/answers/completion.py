@@ -108,6 +108,20 @@ class Completion:
             body["service_tier"] = self.service_tier
         return body
 
+    def json(self) -> bytes:
+        """`body()` as JSON. The usual answer (one choice of text, no logprobs) is spliced into a
+        fixed frame: building the dict to serialise it cost three times the splice."""
+        if len(self.choices) != 1 or self.top_logprobs is not None or self.service_tier:
+            return dumps(self.body())
+        choice = self.choices[0]
+        if choice.tool_calls or choice.refusal is not None:
+            return dumps(self.body())
+        prompt, completion = self.prompt_tokens, self.completion_tokens
+        return _PLAIN_ANSWER % (
+            dumps(self.id), self.created, dumps(self.model), dumps(choice.content), dumps(choice.finish_reason), prompt,
+            completion, prompt + completion, dumps(self.fingerprint),
+        )
+
 
     def logprobs(self, choice: Choice) -> dict | None:
         """A choice's `logprobs`: one entry per token of its content (None unless asked for)."""
@@ -119,6 +133,15 @@ class Completion:
         if choice.content is None:
             return {"content": None, "refusal": None}
         return {"content": drawer.entries(tokenize(choice.content)), "refusal": None}
+
+
+# `Completion.body()` of one choice of text, serialised, with holes (tests/test_answer_bytes.py).
+_PLAIN_ANSWER = (
+    b'{"id":%b,"object":"chat.completion","created":%d,"model":%b,"choices":[{"index":0,"message":{"role":"assistant",'
+    b'"content":%b,"refusal":null},"logprobs":null,"finish_reason":%b}],"usage":{"prompt_tokens":%d,"completion_tokens":'
+    b'%d,"total_tokens":%d,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":'
+    b'{"reasoning_tokens":0,"audio_tokens":0}},"system_fingerprint":%b}'
+)
 
 
 # Other likely tokens, for top_logprobs: common pieces of English and Chinese text.

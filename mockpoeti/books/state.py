@@ -27,6 +27,9 @@ from mockpoeti.scripting.scenario import Scenario
 # Running sums: account -> day -> (key id, model) -> Sums
 Aggregates = dict[str, dict[str, dict[tuple[int, str | None], Sums]]]
 
+MAX_REMEMBERED_AUTHORIZATIONS = 1024  # Authorization values a state remembers the key of
+_NO_LIMITS: dict[str, str] = {}  # the rate-limit headers of a key without limits: none (never changed)
+
 
 class State:
     def __init__(
@@ -58,6 +61,7 @@ class State:
         self.rng = random.Random(self.seed)
         self.clock.reset(clock)
         self.keys: dict[bytes, ApiKey] = {}
+        self.keys_by_authorization: dict[str, ApiKey] = {}  # header values already found (`found_key`)
         self.keys_by_id: dict[int, ApiKey] = {}
         self.keys_by_account: dict[str, list[ApiKey]] = {}
         self.traces: deque[Trace] = deque()
@@ -113,6 +117,16 @@ class State:
     def find_key(self, secret: str) -> ApiKey | None:
         return self.keys.get(digest(secret))
 
+    def found_key(self, authorization: str, key: ApiKey) -> None:
+        """Remember that this `Authorization` value names `key`: the next call that sends it is
+        neither parsed nor hashed again. Forgotten all at once past MAX_REMEMBERED_AUTHORIZATIONS
+        (a client may spell one key many ways). Keys are never removed but by a reset, which
+        starts this over; a revoked key is the same object, refused by its own flag."""
+        remembered = self.keys_by_authorization
+        if len(remembered) >= MAX_REMEMBERED_AUTHORIZATIONS:
+            remembered.clear()
+        remembered[authorization] = key
+
     def create_key(self, account: str, name: str, monthly_budget: float | None, rate_limit: int | None) -> ApiKey:
         limit = self.settings.max_keys_per_account
         if len(self.keys_by_account.get(account, ())) >= limit:
@@ -140,6 +154,8 @@ class State:
         return self.keys_by_account.get(account, [])
 
     def admit(self, key: ApiKey) -> dict[str, str]:
+        if key.monthly_budget is None and key.rate_limit is None:  # most keys: nothing to count against
+            return _NO_LIMITS
         now = self.clock.now()
         return key.admit(self.clock.monotonic(), day_of(now)[:7])
 

@@ -31,9 +31,13 @@ def _shown(name: str) -> str:
 def authenticate(call: Call) -> None:
     """The caller's key, admitted (chat calls also pass its rate limit and budget), or `invalid_api_key`."""
     state = call.state
-    key = state.find_key(bearer_token(call.headers.getall("Authorization", [])))
+    sent = call.headers.getall("Authorization", ())
+    key = state.keys_by_authorization.get(sent[0]) if len(sent) == 1 else None
     if key is None:
-        raise ApiError("invalid_api_key", "The provided API key is invalid or has been revoked.")
+        key = state.find_key(bearer_token(sent))
+        if key is None:
+            raise ApiError("invalid_api_key", "The provided API key is invalid or has been revoked.")
+        state.found_key(sent[0], key)
     call.key_seen = key  # a known key's failures are traced too
     if not key.is_active:
         raise ApiError("invalid_api_key", f"The API key '{key.prefix}' has been revoked.")
@@ -42,7 +46,7 @@ def authenticate(call: Call) -> None:
     call.key = key
 
 
-def bearer_token(values: list[str]) -> str:
+def bearer_token(values: list[str] | tuple[str, ...]) -> str:
     if not values:
         raise ApiError("invalid_api_key", "Missing API key. Send it as 'Authorization: Bearer YOUR_KEY'.")
     scheme, _, token = values[0].strip().partition(" ")

@@ -15,7 +15,12 @@ from mockpoeti.http.whole_answer import WholeAnswer
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return WholeAnswer(body=encode(data), status=status, headers=headers, content_type="application/json")
+    return encoded_response(encode(data), status, headers)
+
+
+def encoded_response(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """An answer of JSON already serialised."""
+    return WholeAnswer(body=body, status=status, headers=headers, content_type="application/json")
 
 
 def error_body(catalog: Catalog, error: ApiError) -> tuple[int, dict]:

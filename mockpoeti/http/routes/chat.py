@@ -16,7 +16,7 @@ from mockpoeti.base.errors import ApiError
 from mockpoeti.base.secrets import mask_header, mask_param
 from mockpoeti.http.call import Call
 from mockpoeti.http.sse import DONE, HEADERS, frame, offsets, perform
-from mockpoeti.http.wire import error_body, json_response
+from mockpoeti.http.wire import encoded_response, error_body
 
 
 async def create_chat_completion(call: Call) -> web.StreamResponse:
@@ -32,7 +32,7 @@ async def create_chat_completion(call: Call) -> web.StreamResponse:
             call.fault = None if call.fault_skipped else fault.kind
     call.completion = completion
     if not chat.stream:
-        return json_response(completion.body())
+        return encoded_response(completion.json())
     return await _stream(call, chat, completion)
 
 
