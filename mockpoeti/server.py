@@ -33,8 +33,9 @@ LISTEN_BACKLOG = 2048  # aiohttp's 128 drops connections in a burst of a few hun
 # What serving may import on first use (a structured answer, a scenario switched at run time, a
 # stub, a reset with history), imported before the server says it is ready: `pip install` rewrites
 # mockpoeti's files, and a server that imported them only later answered every request with
-# `tools` or `response_format` 500 until restarted. ~7 ms, once per process (README: Set-up).
-# Faker stays lazy (~100 ms with its three locales; reinstalling mockpoeti does not touch it).
+# `tools` or `response_format` 500 until restarted. ~3 ms, once per process (README: Set-up).
+# Faker stays lazy (~100 ms with its three locales), as do PyYAML, decimal and difflib: reinstalling
+# mockpoeti does not touch them (tests/test_reinstall.py: LAZY_BY_CHOICE).
 # tests/test_reinstall.py finds every function-level import in the package and checks it is here.
 IMPORTED_BEFORE_READY = (
     "mockpoeti.answers.structured",  # and rstr

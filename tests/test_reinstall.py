@@ -30,8 +30,12 @@ ENTRY_POINTS = {"cli.py", "pytest_plugin.py", "__main__.py"}  # they run before 
 # Dependencies that reinstalling mockpoeti does not touch, loaded on first use because start-up
 # would pay for them: Faker costs ~100 ms with its three locales (half of the start-up), for tool
 # arguments and templates; prometheus_client only writes /metrics, which most runs never ask for;
-# google-re2 (7 ms) and regex (24 ms) come with the first regular expression a user wrote.
-LAZY_BY_CHOICE = {"faker", "prometheus_client", "re2", "regex"}
+# google-re2 (7 ms) and regex (24 ms) come with the first regular expression a user wrote;
+# PyYAML (~10 ms) with the first YAML file that is not a shipped one (those are read from a
+# parsed copy: mockpoeti/base/yamlfiles.py), a scenario file or a user's fixtures; and two
+# modules of the standard library for rare paths: decimal (~2 ms) with a schema's float
+# `multipleOf`, difflib with the first "did you mean".
+LAZY_BY_CHOICE = {"faker", "prometheus_client", "re2", "regex", "yaml", "decimal", "difflib"}
 
 
 def lazy_imports() -> dict[str, str]:

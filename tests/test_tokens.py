@@ -3,9 +3,13 @@ what counting the whole text gives (the usage a client reads depends on it)."""
 
 from __future__ import annotations
 
+import random
+import re
+
 import pytest
 
-from mockpoeti.answers.generate import count_tokens
+from mockpoeti.answers import generate
+from mockpoeti.answers.generate import count_tokens, tokenize
 from mockpoeti.http.app import make_state
 
 
@@ -16,6 +20,31 @@ def test_a_counted_answer_has_the_count_of_its_text(lang):
         answer, tokens = text.counted_answer(lang, seed)
         assert tokens == count_tokens(answer), (seed, answer)
         assert answer == text.answer(lang, seed)
+
+
+def ascii_texts():
+    """Every ASCII character alone, after a space and before a letter, a digit and each other
+    kind; and seeded random ASCII strings, control characters included."""
+    chars = [chr(c) for c in range(128)]
+    yield from chars
+    yield from (a + b for a in chars for b in chars)
+    yield from (" " + c + "x" for c in chars)
+    rng = random.Random(20)
+    for _ in range(2000):
+        yield "".join(rng.choice(chars) for _ in range(rng.randrange(1, 80)))
+    yield "What is the capital of France?\nAnswer in 12,345 words: $(pwd) \x1c\x1f\t\x0b end."
+
+
+def test_an_ascii_text_is_cut_into_the_same_tokens_without_the_cjk_pattern():
+    # tokenize() takes the ASCII pattern for an ASCII text; the full one must agree there
+    full = re.compile(generate._TOKEN.pattern)
+    for text in ascii_texts():
+        assert tokenize(text) == full.findall(text), repr(text)
+
+
+def test_text_with_cjk_is_cut_by_the_full_pattern():
+    assert tokenize("价格 is 12元, ok。") == ["价", "格", " is", " 12", "元", ",", " ok", "。"]
+    assert count_tokens("caf\u00e9 crème") == len(re.compile(generate._TOKEN.pattern).findall("caf\u00e9 crème"))
 
 
 def test_ascii_text_counts_as_the_tokenizer_splits_it():

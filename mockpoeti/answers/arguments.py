@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mockpoeti.answers.tool_choice import name_words
+from mockpoeti.base.lazyregex import LazyPattern
 
 MAX_SPAN_CHARS = 200  # a quoted span or capitalised run longer than this is not an argument
 MAX_QUERY_CHARS = 500  # the whole message as a query, at most
@@ -63,18 +64,19 @@ _MONTHS = (
 )
 _WEEKDAYS = "monday|tuesday|wednesday|thursday|friday|saturday|sunday"
 
-_QUOTED = re.compile(
+# Compiled by the first request with tools (base/lazyregex.py): ~1 ms of every start otherwise.
+_QUOTED = LazyPattern(
     r"""(?<!\w)(?:'([^'\n]+)'|"([^"\n]+)"|“([^”\n]+)”|‘([^’\n]+)’|「([^」\n]+)」|『([^』\n]+)』|«([^»\n]+)»)(?!\w)"""
 )
-_WORD = re.compile(r"[^\W\d_][\w'’.-]*")
-_ISO_DATE = re.compile(r"(?<!\d)\d{4}-\d{2}-\d{2}(?!\d)")
-_WRITTEN_DATE = re.compile(
+_WORD = LazyPattern(r"[^\W\d_][\w'’.-]*")
+_ISO_DATE = LazyPattern(r"(?<!\d)\d{4}-\d{2}-\d{2}(?!\d)")
+_WRITTEN_DATE = LazyPattern(
     rf"\b(?:(?:{_MONTHS})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:{_MONTHS})\.?(?:\s+\d{{4}})?"
     rf"|\d{{1,2}}/\d{{1,2}}/\d{{2,4}}|today|tomorrow|yesterday|tonight|(?:next\s+)?(?:{_WEEKDAYS}))\b",
     re.IGNORECASE,
 )
-_SENTENCE_END = re.compile(r"[.!?。！？\n]")
-_NUMBER = re.compile(r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\w])")
+_SENTENCE_END = LazyPattern(r"[.!?。！？\n]")
+_NUMBER = LazyPattern(r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\w])")
 
 
 class Spans:

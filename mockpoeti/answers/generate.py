@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from mockpoeti.base.lazyregex import LazyPattern
+
 if TYPE_CHECKING:
     from mockpoeti.answers.structured import Budget
 
@@ -28,8 +30,14 @@ if TYPE_CHECKING:
 # punctuation alone: close to what BPE tokenizers count, and the pieces join
 # back to the exact text, so a stream of tokens is also a stream of chunks.
 _CJK = "\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef"
-_TOKEN = re.compile(rf"[{_CJK}]|\s?[A-Za-z]{{1,4}}|\s?\d{{1,3}}|\s?[^\s{_CJK}A-Za-z\d]|\s+")
-# The same count for ASCII text, without the regex engine (whose Unicode classes cost it ~1,500
+# Compiled on first use: sre builds a class of Unicode ranges one character at a time,
+# ~4 ms of every start for these two, and most servers never see CJK.
+_TOKEN = LazyPattern(rf"[{_CJK}]|\s?[A-Za-z]{{1,4}}|\s?\d{{1,3}}|\s?[^\s{_CJK}A-Za-z\d]|\s+")
+_HAN = LazyPattern(r"[\u4e00-\u9fff]")
+# _TOKEN's pieces where there can be no CJK: in an ASCII text (str.isascii() reads a flag,
+# not the text), as most prompts and every English answer are.
+_ASCII_TOKEN = re.compile(r"\s?[A-Za-z]{1,4}|\s?\d{1,3}|\s?[^\sA-Za-z\d]|\s+")
+# _TOKEN's count for ASCII text, without the regex engine (whose Unicode classes cost it ~1,500
 # instructions a token: a long conversation resent every turn paid that for every word). Each
 # byte becomes its class (a letter, 0 digit, space, "." anything else) in one C pass; letter runs
 # are cut in fours and digit runs in threes by `replace` until each piece is one byte; then every
@@ -41,8 +49,8 @@ _SHAPES = bytes(
     for c in range(256)
 )
 _SPACES = re.compile(b"  +")
-_HAN = re.compile(r"[\u4e00-\u9fff]")
 _KANA = re.compile(r"[\u3040-\u30ff]")
+
 
 LOCALES = {"zh": "zh_CN", "ja": "ja_JP", "en": "en_US"}
 POOL_SIZE = 256
@@ -51,7 +59,7 @@ NAMED_POOL_SIZE = 64
 
 
 def tokenize(text: str) -> list[str]:
-    return _TOKEN.findall(text)
+    return (_ASCII_TOKEN if text.isascii() else _TOKEN).findall(text)
 
 
 def count_tokens(text: str) -> int:

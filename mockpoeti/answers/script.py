@@ -44,6 +44,8 @@ MODEL_FAULTS = frozenset({
 
 @dataclass(frozen=True, slots=True)
 class Timing:
+    """A delay: fixed, lognormal around a median, or uniform between bounds (milliseconds)."""
+
     fixed_ms: float | None = None
     median_ms: float | None = None
     sigma: float = 0.0
@@ -67,6 +69,8 @@ class Timing:
 
 @dataclass(frozen=True, slots=True)
 class Pacing:
+    """How a stream is cut (per token, word, sentence or N characters) and spaced in time."""
+
     chunk: str | int = "token"
     first_chunk: Timing | None = None
     interval: Timing | None = None
@@ -75,6 +79,8 @@ class Pacing:
 
 @dataclass(frozen=True, slots=True)
 class Fault:
+    """A failure of the transport (reset, hang, malformed chunk...) or of the model's answer."""
+
     kind: str
     after_chunks: int | None = None
     after_ms: float = 0.0
@@ -96,6 +102,8 @@ class Fault:
 
 @dataclass(frozen=True, slots=True)
 class ScriptedCall:
+    """A tool call a response makes, as scripted."""
+
     name: str
     arguments: str  # JSON text
     id: str | None = None
@@ -103,6 +111,8 @@ class ScriptedCall:
 
 @dataclass(frozen=True, slots=True)
 class Respond:
+    """What a rule answers: content or tool calls, an error or a raw body, timing, pacing, a fault."""
+
     line: int = 1
     content: str | None = None
     tool_calls: tuple[ScriptedCall, ...] = ()

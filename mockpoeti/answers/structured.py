@@ -25,15 +25,17 @@ import random
 import re
 import string
 from collections.abc import Callable, Sequence
-from decimal import Decimal
 from functools import lru_cache
 from itertools import chain
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rstr.xeger import Xeger
 
 from mockpoeti.base.errors import ApiError
 from mockpoeti.base.regexes import SchemaPattern, SlowPatternError
+
+if TYPE_CHECKING:
+    from decimal import Decimal
 
 # --- the bounds (per answer: the choices of one response share them) ----------
 MAX_ITEMS = 100  # elements of one array (and entries of one map): a larger minItems is refused
@@ -519,7 +521,7 @@ class _Generator:
         if step is not None:
             step = _positive(step, path + ".multipleOf")
             # k * p/q is an integer exactly when k is a multiple of q: integers that are multiples of p
-            step = Decimal(repr(step)).as_integer_ratio()[0] if isinstance(step, float) else step
+            step = _decimal(step).as_integer_ratio()[0] if isinstance(step, float) else step
             first, last = -((-lo) // step), hi // step
             if first > last:
                 raise _Dead(path + ".multipleOf", f"no multiple of {s['multipleOf']} between {lo} and {hi}")
@@ -542,7 +544,7 @@ class _Generator:
         step = s.get("multipleOf")
         if step is not None:
             step = _positive(step, path + ".multipleOf")
-            exact = Decimal(repr(step))
+            exact = _decimal(step)
             if not (math.isfinite(lo / step) and math.isfinite(hi / step)):
                 raise _Dead(path + ".multipleOf", f"multiples of {step} between {lo} and {hi} are past floating point")
             first, last = math.ceil(lo / step), math.floor(hi / step)
@@ -769,6 +771,13 @@ def _number_at(s: dict, key: str, path: str) -> float | int | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise _bad(f"{path}.{key}", "a number")
     return value
+
+
+def _decimal(step: float | int) -> Decimal:
+    """The decimal that a multipleOf step is written as (0.1, not 0.1000000000000000055...)."""
+    from decimal import Decimal  # with the first `multipleOf` (decimal is ~2 ms of a start)
+
+    return Decimal(repr(step))
 
 
 def _positive(value: object, path: str) -> float | int:

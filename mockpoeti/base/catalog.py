@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from mockpoeti.base.errors import ConfigError
+from mockpoeti.base.yamlfiles import load_shipped_yaml, load_yaml
 
 _PACKAGE = Path(__file__).resolve().parents[1]  # mockpoeti/
 
@@ -23,22 +22,10 @@ def shipped_dir(name: str) -> Path:
     return inside if inside.is_dir() else _PACKAGE.parent / name
 
 
-def load_yaml(path: Path) -> Any:
-    """Safe YAML only: `!!python` tags are refused, never executed."""
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    try:
-        with open(path, encoding="utf-8") as f:
-            return yaml.load(f, Loader=loader)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = mark.line + 1 if mark else 1
-        raise ConfigError([f"{path}:{line}: not valid YAML: {getattr(e, 'problem', e)}"]) from None
-    except OSError as e:
-        raise ConfigError([f"{path}:1: cannot read: {e.strerror}"]) from None
-
-
 @dataclass(frozen=True, slots=True)
 class Model:
+    """A model of the catalog: its prices make the cost of every call."""
+
     id: str
     owned_by: str
     created: int
@@ -63,12 +50,16 @@ class Model:
 
 @dataclass(frozen=True, slots=True)
 class ErrorDef:
+    """An error of the catalog: the HTTP status and the default message of its code."""
+
     status: int
     message: str
 
 
 @dataclass(frozen=True, slots=True)
 class KeyDef:
+    """An API key as fixtures/accounts.yaml gives it."""
+
     name: str
     key: str
     monthly_budget: float | None = None
@@ -78,6 +69,8 @@ class KeyDef:
 
 @dataclass(frozen=True, slots=True)
 class AccountDef:
+    """An account and its keys."""
+
     id: str
     name: str
     keys: tuple[KeyDef, ...]
@@ -85,6 +78,8 @@ class AccountDef:
 
 @dataclass(frozen=True, slots=True)
 class HistorySpec:
+    """How much seeded trace history `--history` makes, and of what."""
+
     seed: int
     days: int
     requests_per_day: int
@@ -95,6 +90,8 @@ class HistorySpec:
 
 @dataclass(frozen=True, slots=True)
 class Catalog:
+    """Everything fixtures/ holds, read once per server."""
+
     models: dict[str, Model]
     errors: dict[str, ErrorDef]
     accounts: tuple[AccountDef, ...]
@@ -109,8 +106,10 @@ def load_catalog(fixtures: str | Path | None = None) -> Catalog:
         raise ConfigError([f"{user}:1: fixtures folder not found"])
 
     def read(name: str) -> tuple[Path, Any]:
-        path = user / name if user is not None and (user / name).exists() else shipped_dir("fixtures") / name
-        return path, load_yaml(path)
+        if user is not None and (user / name).exists():
+            return user / name, load_yaml(user / name)
+        path = shipped_dir("fixtures") / name
+        return path, load_shipped_yaml(path)
 
     problems: list[str] = []
     catalog = Catalog(

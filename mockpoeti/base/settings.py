@@ -27,6 +27,8 @@ MAX_SESSIONS = 100_000  # alive at once: what --max-sessions may ask for
 
 @dataclass(frozen=True, slots=True)
 class Settings:
+    """How one server runs; every value is checked against its bound when made (check_setting)."""
+
     seed: int | None = None
     fixtures: str | None = None  # a folder replacing any of fixtures/*.yaml
     scenarios: tuple[str, ...] = ()  # names of shipped scenarios or paths

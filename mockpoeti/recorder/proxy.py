@@ -37,7 +37,7 @@ from mockpoeti.base.secrets import credentials
 from mockpoeti.recorder.to_scenario import MAX_RECORDING_BYTES, REPLAYED_HEADERS, EventSplitter, Exchange, Recording
 from mockpoeti.scripting.loader import parse_scenario  # at the top: a reinstall while recording must not break the last write
 from mockpoeti.scripting.scenario import METHODS
-from mockpoeti.scripting.schema import load_with_lines
+from mockpoeti.scripting.schema import ShapeError, load_with_lines
 
 HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
@@ -99,7 +99,7 @@ class Recorder:
             parse_scenario(load_with_lines(text), str(self.out), self.errors)
         except ConfigError as e:
             print("mockpoeti: warning: the recording does not validate:\n" + "\n".join(e.problems), file=sys.stderr)
-        except yaml.YAMLError as e:
+        except (yaml.YAMLError, ShapeError) as e:
             print(f"mockpoeti: warning: the recording does not load as YAML: {e}", file=sys.stderr)
 
     async def _flush_every(self) -> None:

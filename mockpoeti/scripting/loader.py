@@ -11,9 +11,7 @@ import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from mockpoeti.answers.chat_request import ROLES
 from mockpoeti.answers.script import CHUNKINGS, FAULTS, FINISH_REASONS, Fault, Pacing, Respond, ScriptedCall, Timing
@@ -39,6 +37,9 @@ from mockpoeti.scripting.schema import (
     did_you_mean,
     load_with_lines,
 )
+
+if TYPE_CHECKING:
+    import yaml
 
 FORMAT_VERSION = 1
 MAX_RULES = 5000  # rules of one load (every file and inline scenario of it): each is tried on every request
@@ -283,6 +284,8 @@ def scenario_files(targets: Iterable[str]) -> list[Path]:
 
 def load_scenario(path: str | Path, error_codes: Iterable[str]) -> Scenario:
     """Read and validate one file; raise ConfigError listing every problem."""
+    import yaml  # with the first file (schema.py): PyYAML is not part of a start that reads none
+
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")

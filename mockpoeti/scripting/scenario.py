@@ -17,6 +17,8 @@ METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 
 @dataclass(frozen=True, slots=True)
 class Match:
+    """The conditions a request must meet for a rule to answer it (None: any)."""
+
     endpoint: str | None = None
     method: str | None = None
     path: str | None = None
@@ -34,6 +36,8 @@ class Match:
 
 @dataclass(frozen=True, slots=True)
 class Rule:
+    """One stub: a match and the responses it gives, in turn."""
+
     scenario: str
     index: int
     line: int
@@ -52,6 +56,8 @@ class Rule:
 
 @dataclass(frozen=True, slots=True)
 class Chaos:
+    """Responses given at random to a share of the requests a scenario matches."""
+
     rate: float
     responses: tuple[Respond, ...]
     seed: int | None = None
@@ -60,6 +66,8 @@ class Chaos:
 
 @dataclass(frozen=True, slots=True)
 class Scenario:
+    """A scenario file, or an inline scenario, as loaded."""
+
     name: str
     description: str
     source: str

@@ -7,14 +7,17 @@ the dotted path of the field, and a "did you mean" for near-miss spellings.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
-import yaml
+if TYPE_CHECKING:
+    import yaml
 
 # --- YAML that remembers where things were --------------------------------------
+# PyYAML is imported by the first file read, not with this module: a server that reads
+# no scenario file (stubs come as JSON) never loads it (yamlfiles.py reads the fixtures).
 
 class LineDict(dict):
     """A mapping from YAML that knows the line of each key (1-based)."""
@@ -28,20 +31,30 @@ class LineList(list):
     item_lines: list
 
 
-class _LineLoader(yaml.SafeLoader):
-    """SafeLoader (no !!python tags, ever) that records lines and refuses duplicate keys."""
+@cache
+def _loaders() -> tuple[type[yaml.SafeLoader], type[yaml.SafeLoader]]:
+    """(libyaml's loader where PyYAML has it, PyYAML's own), both recording lines: made once."""
+    import yaml
+
+    class _LineLoader(yaml.SafeLoader):
+        """SafeLoader (no !!python tags, ever) that records lines and refuses duplicate keys."""
+
+    fast_base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class _FastLineLoader(fast_base):  # type: ignore[misc,valid-type]  # libyaml's loader when PyYAML has it
+        """The same over libyaml's parser, where PyYAML has it: a 1,000-rule file loads
+        four times faster. Its syntax errors say less ("found character that cannot
+        start any token"), so a file it refuses is read again by `_LineLoader`."""
+
+    for loader in (_LineLoader, _FastLineLoader):
+        loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+        loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _sequence)
+    return _FastLineLoader, _LineLoader
 
 
-_FAST_BASE: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+def _mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> LineDict:
+    import yaml
 
-
-class _FastLineLoader(_FAST_BASE):  # type: ignore[misc,valid-type]  # libyaml's loader when PyYAML has it
-    """The same over libyaml's parser, where PyYAML has it: a 1,000-rule file loads
-    four times faster. Its syntax errors say less ("found character that cannot
-    start any token"), so a file it refuses is read again by `_LineLoader`."""
-
-
-def _mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
     loader.flatten_mapping(node)
     out = LineDict()
     out.line, out.key_lines = node.start_mark.line + 1, {}
@@ -56,22 +69,17 @@ def _mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
     return out
 
 
-def _sequence(loader: _LineLoader, node: yaml.SequenceNode) -> LineList:
+def _sequence(loader: yaml.SafeLoader, node: yaml.SequenceNode) -> LineList:
     out = LineList(loader.construct_object(child, deep=True) for child in node.value)
     out.line, out.item_lines = node.start_mark.line + 1, [child.start_mark.line + 1 for child in node.value]
     return out
-
-
-for _loader in (_LineLoader, _FastLineLoader):
-    _loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
-    _loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _sequence)
 
 
 MAX_YAML_DEPTH = 100  # levels of nesting in a scenario file (a JSON body may have as many)
 MAX_YAML_NODES = 500_000  # values in a scenario file, each alias counted as what it stands for
 
 
-class ShapeError(yaml.YAMLError):
+class ShapeError(ValueError):
     """Valid YAML, but nested too deep or (through aliases) too large to build: `line` is where."""
 
     def __init__(self, line: int, message: str) -> None:
@@ -81,11 +89,14 @@ class ShapeError(yaml.YAMLError):
 
 def load_with_lines(text: str) -> Any:
     """Parse YAML; raises yaml.YAMLError (with problem_mark) on bad syntax, ShapeError past the bounds."""
+    import yaml
+
     check_shape(text)
+    fast, thorough = _loaders()
     try:
-        return yaml.load(text, Loader=_FastLineLoader)
+        return yaml.load(text, Loader=fast)
     except yaml.YAMLError:
-        return yaml.load(text, Loader=_LineLoader)
+        return yaml.load(text, Loader=thorough)
 
 
 def check_shape(text: str) -> None:
@@ -94,12 +105,12 @@ def check_shape(text: str) -> None:
     than MAX_YAML_NODES values (a billion laughs). One pass over libyaml's events, ~10 % of a
     load; libyaml calls 1,000 levels a syntax error, so then PyYAML's own parser says where.
     Other syntax errors are left to the load, which reports them better."""
-    for loader in (_FastLineLoader, _LineLoader):
+    import yaml
+
+    for loader in _loaders():
         try:
             _Shape().walk(yaml.parse(text, Loader=loader))
             return
-        except ShapeError:
-            raise
         except yaml.YAMLError:
             continue
 
@@ -112,6 +123,8 @@ class _Shape:
         self.anchors: dict[str, tuple[int, int]] = {}  # anchor -> (values, levels) of what it names
 
     def walk(self, events: Any) -> None:
+        import yaml
+
         for event in events:
             if isinstance(event, yaml.CollectionStartEvent):
                 self.add(0, 1, event)
@@ -146,6 +159,8 @@ class _Shape:
 
 @dataclass
 class Site:
+    """Where a value sits in a file (line, dotted path), and the problems found so far."""
+
     file: str
     path: str = ""
     line: int = 1
@@ -176,6 +191,8 @@ def _show(value: Any) -> str:
 
 
 def did_you_mean(word: str, choices: list[str]) -> str:
+    import difflib  # with the first refused value: most starts refuse none
+
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'? " if close else ""
 

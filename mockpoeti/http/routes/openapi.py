@@ -7,8 +7,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from mockpoeti.base.catalog import load_yaml
 from mockpoeti.base.jsonio import dumps
+from mockpoeti.base.yamlfiles import load_shipped_yaml
 from mockpoeti.http.call import Call
 
 DOCUMENT = Path(__file__).resolve().parents[1] / "openapi.yaml"
@@ -16,7 +16,7 @@ DOCUMENT = Path(__file__).resolve().parents[1] / "openapi.yaml"
 
 @cache  # a file shipped with the package: it never changes while we run
 def openapi_json() -> str:
-    return dumps(load_yaml(DOCUMENT))
+    return dumps(load_shipped_yaml(DOCUMENT))
 
 
 async def get_document(call: Call) -> web.Response:
