@@ -340,29 +340,31 @@ def _messages(raw: list) -> tuple[dict, ...]:
     if not raw:
         raise invalid("messages", "a non-empty array of messages")
     for i, message in enumerate(raw):
-        where = f"messages[{i}]"
         if not isinstance(message, dict):
-            raise invalid(where, "an object with 'role' and 'content'")
+            raise invalid(f"messages[{i}]", "an object with 'role' and 'content'")
         role = message.get("role")
         if role not in ROLES:
-            raise invalid(f"{where}.role", "one of " + ", ".join(ROLES))
+            raise invalid(f"messages[{i}].role", "one of " + ", ".join(ROLES))
         content = message.get("content")
-        if content is None:
+        if type(content) is str:  # the usual message: nothing more to look at
+            if role != "tool" and "tool_calls" not in message:
+                continue
+        elif content is None:
             if role != "assistant" or not message.get("tool_calls"):
-                raise ApiError("invalid_request", f"Missing required field '{where}.content'.")
+                raise ApiError("invalid_request", f"Missing required field 'messages[{i}].content'.")
         elif isinstance(content, list):
             for j, part in enumerate(content):
                 if not isinstance(part, dict) or not isinstance(part.get("type"), str):
-                    raise invalid(f"{where}.content[{j}]", "an object with a 'type'")
+                    raise invalid(f"messages[{i}].content[{j}]", "an object with a 'type'")
                 if part["type"] == "text" and not isinstance(part.get("text"), str):
-                    raise invalid(f"{where}.content[{j}].text", "a string")
+                    raise invalid(f"messages[{i}].content[{j}].text", "a string")
         elif not isinstance(content, str):
-            raise invalid(f"{where}.content", "a string or an array of content parts")
+            raise invalid(f"messages[{i}].content", "a string or an array of content parts")
         calls = message.get("tool_calls")
         if calls is not None and (not isinstance(calls, list) or not all(isinstance(c, dict) for c in calls)):
-            raise invalid(f"{where}.tool_calls", "an array of tool calls")
+            raise invalid(f"messages[{i}].tool_calls", "an array of tool calls")
         if role == "tool" and not isinstance(message.get("tool_call_id"), str):
-            raise ApiError("invalid_request", f"Missing required field '{where}.tool_call_id'.")
+            raise ApiError("invalid_request", f"Missing required field 'messages[{i}].tool_call_id'.")
     return tuple(raw)
 
 
