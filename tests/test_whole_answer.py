@@ -19,7 +19,10 @@ HEADERS = {"X-Trace-ID": "trace-poeti-0123456789abcdef", "Access-Control-Allow-O
 
 async def _answer(kind: type[web.Response], status: int, request: web.BaseRequest) -> web.StreamResponse:
     await request.read()
-    response = kind(body=BODY, status=status, headers=HEADERS, content_type="application/json")
+    if kind is WholeAnswer:
+        response: web.Response = WholeAnswer.json(BODY, status, HEADERS)
+    else:
+        response = kind(body=BODY, status=status, headers=HEADERS, content_type="application/json")
     if request.path == "/close":  # as the pipeline closes after a body it could not read
         response.force_close()
     return response

@@ -20,9 +20,21 @@ from aiohttp import web
 from aiohttp.helpers import rfc822_formatted_time
 from aiohttp.http import SERVER_SOFTWARE, HttpVersion11
 from aiohttp.http_writer import _serialize_headers
+from multidict import CIMultiDict
 
 
 class WholeAnswer(web.Response):
+    @classmethod
+    def json(cls, body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> WholeAnswer:
+        """What `web.Response(body=body, status=status, headers=headers, content_type=
+        "application/json")` makes, without its checks for text, charsets and payloads."""
+        answer = cls.__new__(cls)
+        real = CIMultiDict(headers) if headers else CIMultiDict()
+        real["Content-Type"] = "application/json"
+        web.StreamResponse.__init__(answer, status=status, _real_headers=real)
+        answer._body = body
+        return answer
+
     async def prepare(self, request: web.BaseRequest) -> Any:
         body = self._body
         if (

@@ -20,7 +20,7 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
 
 def encoded_response(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     """An answer of JSON already serialised."""
-    return WholeAnswer(body=body, status=status, headers=headers, content_type="application/json")
+    return WholeAnswer.json(body, status, headers)
 
 
 def error_body(catalog: Catalog, error: ApiError) -> tuple[int, dict]:
