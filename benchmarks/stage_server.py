@@ -24,13 +24,12 @@ def main(argv: list[str]) -> int:
     if stage not in STAGES:
         raise SystemExit(f"stage_server: expected one of {', '.join(STAGES)}, got {stage!r}")
     upto = STAGES.index(stage)
-    from aiohttp import web
-
     from mockpoeti import cli
     from mockpoeti.answers.chat_request import parse_chat_request
     from mockpoeti.base.jsonio import encode
     from mockpoeti.http import pipeline
     from mockpoeti.http.routes import chat
+    from mockpoeti.http.wire import encoded_response
 
     constant = encode({
         "id": "chatcmpl-constant", "object": "chat.completion", "created": 0, "model": "gpt-4o-mini",
@@ -42,7 +41,7 @@ def main(argv: list[str]) -> int:
         body = await call.json()
         if upto >= STAGES.index("validation"):
             call.chat = parse_chat_request(body, call.state.catalog.models)
-        return web.Response(body=constant, content_type="application/json")
+        return encoded_response(constant)  # as the real handler answers: the difference is the answer's making
 
     if upto < STAGES.index("generation"):
         chat.create_chat_completion = constant_answer
