@@ -8,7 +8,7 @@ runs never do, and formatting every call's entry up front costs throughput.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,13 +49,13 @@ class JournalEntry:
     near_misses: list[dict] | None = None  # no rule answered: the closest, worked out when it was logged
     id: int = 0
     timeline: Timeline | None = None  # a stream's (or a broken body's) writes, as the SSE writer marked them
-    answer: bytes | None = None  # the answer's first bytes (None: no body went out)
+    answer: bytes | Callable[[], bytes] | None = None  # the answer's first bytes, or what makes them (None: no body went out)
     answer_size: int = 0  # the whole answer's length
 
     def answer_json(self) -> dict:
         """The answer's body as the request-log page shows it: JSON when all of it was kept
         and it is JSON, else its text cut short; keys masked to their prefix either way."""
-        answer = self.answer
+        answer = self.answer() if callable(self.answer) else self.answer
         if answer is None:
             return {"response_body": None}
         out = {"response_body": redact(_kept(answer, self.answer_size))}
@@ -69,7 +69,8 @@ class JournalEntry:
         cls, at: float, method: str, path: str, query: Mapping[str, str], query_length: int, headers: Mapping[str, str],
         header_bytes: int, raw: bytes | None, authenticated: bool, endpoint: str | None, status: int | None,
         response_headers: Mapping[str, str], trace_id: str, duration_ms: float, note: dict, monotonic_s: float,
-        near_misses: list[dict] | None, timeline: Timeline | None, answer: bytes | None, answer_size: int,
+        near_misses: list[dict] | None, timeline: Timeline | None, answer: bytes | Callable[[], bytes] | None,
+        answer_size: int,
     ) -> JournalEntry:
         """An entry that keeps at most the journal's share of what the client sent and got.
         (Positional, as is the entry made here: one per request, and a call of twenty
@@ -81,7 +82,8 @@ class JournalEntry:
             headers if header_bytes <= JOURNAL_HEADER_BYTES else _first(headers, JOURNAL_HEADER_BYTES),
             raw if raw is None or len(raw) <= cap else raw[:cap], 0 if raw is None else len(raw),
             endpoint, status, response_headers, trace_id, duration_ms, note, monotonic_s, near_misses, 0, timeline,
-            answer if answer is None or len(answer) <= JOURNAL_ANSWER_BYTES else answer[:JOURNAL_ANSWER_BYTES], answer_size,
+            answer if not isinstance(answer, bytes) or len(answer) <= JOURNAL_ANSWER_BYTES else answer[:JOURNAL_ANSWER_BYTES],
+            answer_size,
         )
 
     @property

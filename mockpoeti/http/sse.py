@@ -1,5 +1,6 @@
-"""Server-Sent Events on the wire: framing, deadline pacing, and carrying out
-the plans of `faults.py` (for streams and for whole bodies alike).
+"""Server-Sent Events on the wire: deadline pacing, and carrying out the plans of
+`faults.py` (for streams and for whole bodies alike) with what each write carried
+noted for the books. The events themselves come framed (`answers/completion.py`).
 
 Chunks are paced to absolute deadlines (arrival + first_chunk + i x interval),
 never `sleep(interval)` after each write, so timing does not drift under load.
@@ -12,17 +13,17 @@ import contextlib
 import random
 import socket
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from aiohttp import web
 
+from mockpoeti.answers.completion import DONE
 from mockpoeti.answers.faults import Step
 from mockpoeti.answers.script import Pacing
-from mockpoeti.base.jsonio import encode
 from mockpoeti.books.journal import JOURNAL_ANSWER_BYTES
 from mockpoeti.http.call import Call, Delivery
 
-DONE = b"data: [DONE]\n\n"
+BLANK_LINE = b"\n\n"  # ends an SSE event
 YIELD_AFTER_BYTES = 64 * 1024  # a write this large gives the loop to other clients before the next
 HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
@@ -30,11 +31,6 @@ HEADERS = {
     "Connection": "keep-alive",
     "X-Accel-Buffering": "no",
 }
-
-
-def frame(data: dict | bytes) -> bytes:
-    """One SSE event: a chunk, or a chunk already serialised."""
-    return b"".join((b"data: ", data if isinstance(data, bytes) else encode(data), b"\n\n"))
 
 
 def offsets(kinds: list[str], pacing: Pacing | None, rnd: random.Random) -> Iterator[float | None] | None:
@@ -63,50 +59,68 @@ def _deadlines(kinds: list[str], pacing: Pacing, rnd: random.Random) -> Iterator
         yield max(0.0, deadline + jitter)
 
 
-async def perform(call: Call, response: web.StreamResponse, steps: Iterable[Step], content_chunks: int = 0) -> web.StreamResponse:
+async def perform(
+    call: Call, response: web.StreamResponse, steps: Iterable[Step], content_chunks: int = 0,
+    replay: Callable[[], Iterable[Step]] | None = None,
+) -> web.StreamResponse:
     """Carry out a plan, noting on the call what was sent and whether the client left.
 
     A client that leaves is noticed by aiohttp, which cancels this handler: a held
-    line needs no polling, and the cancellation reaches the pipeline, which records it."""
+    line needs no polling, and the cancellation reaches the pipeline, which records it.
+    `replay` makes the same plan again: the journal then keeps it, not the bytes written."""
     loop = asyncio.get_running_loop()
     request = call.request
     arrived = call.arrived
-    sent = call.delivery = Delivery(content_chunks)
+    sent = call.delivery = Delivery(content_chunks, replay)
+    timeline = sent.timeline
     try:
         for step in steps:
-            if step.op == "headers":
-                if step.length is not None:
-                    response.content_length = step.length
-                call.stamp(response)
-                await response.prepare(request)
-                call.stream = response
-                sent.headers_sent = True
-                sent.timeline.sse = response.content_type == "text/event-stream"
-                sent.timeline.headers_ms = (loop.time() - arrived) * 1000
-            elif step.op == "write":
+            op = step.op
+            if op == "write":
                 if step.at is not None:
                     delay = arrived + step.at - loop.time()
                     if delay > 0:
                         await asyncio.sleep(delay)
                 data = step.data
                 await response.write(data)
-                sent.bytes_sent += len(data)
+                size = len(data)
+                sent.bytes_sent += size
                 sent.chunks_sent += step.content
-                note_write(sent, data, step.content, (loop.time() - arrived) * 1000, step.at)
-                if len(data) >= YIELD_AFTER_BYTES:  # a fast reader never makes a write wait: let others in
+                events = 0
+                if timeline.sse:
+                    if step.events is None:
+                        events = _events(sent, data)
+                    else:  # whole events, as planned: the write ends with a blank line
+                        events, sent.tail = step.events, BLANK_LINE
+                    sent.events_sent += events
+                    if data.endswith(DONE):
+                        timeline.done = True
+                timeline.mark((loop.time() - arrived) * 1000, None if step.at is None else step.at * 1000, events, step.content)
+                if replay is None and sent.bytes_sent - size < JOURNAL_ANSWER_BYTES:  # what was written before this one
+                    sent.kept.append(data)
+                if size >= YIELD_AFTER_BYTES:  # a fast reader never makes a write wait: let others in
                     await asyncio.sleep(0)
-            elif step.op == "pause":
+            elif op == "headers":
+                if step.length is not None:
+                    response.content_length = step.length
+                call.stamp(response)
+                await response.prepare(request)
+                call.stream = response
+                sent.headers_sent = True
+                timeline.sse = response.content_type == "text/event-stream"
+                timeline.headers_ms = (loop.time() - arrived) * 1000
+            elif op == "pause":
                 await asyncio.sleep(step.seconds or 0)
-            elif step.op == "hold":
+            elif op == "hold":
                 await (asyncio.sleep(step.seconds) if step.seconds is not None else loop.create_future())
-            elif step.op == "abort":
+            elif op == "abort":
                 _abort(request)
                 break
-            elif step.op == "eof":
+            elif op == "eof":
                 await response.write_eof()
                 sent.completed = True
-            elif step.op == "strike":
-                sent.timeline.fault_ms = (loop.time() - arrived) * 1000
+            elif op == "strike":
+                timeline.fault_ms = (loop.time() - arrived) * 1000
     except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError):
         sent.interrupted = True
     except asyncio.CancelledError:
@@ -117,22 +131,14 @@ async def perform(call: Call, response: web.StreamResponse, steps: Iterable[Step
     return response
 
 
-def note_write(sent: Delivery, data: bytes, content: int, at_ms: float, planned_s: float | None) -> None:
-    """One write went out `at_ms` after arrival (planned for `planned_s` after it; None: at
-    once): counted in SSE events, marked on the timeline, its bytes kept for the journal."""
-    events = 0
-    timeline = sent.timeline
-    if timeline.sse:
-        events = data.count(b"\n\n")
-        if data[:1] == b"\n" and sent.tail[-1:] == b"\n" and sent.tail != b"\n\n":  # a blank line split in two writes
-            events += 1
-        sent.tail = data[-2:]
-        sent.events_sent += events
-        if data.endswith(DONE):
-            timeline.done = True
-    timeline.mark(at_ms, None if planned_s is None else planned_s * 1000, events, content)
-    if sent.bytes_sent - len(data) < JOURNAL_ANSWER_BYTES:  # what was written before this one
-        sent.kept.append(data)
+def _events(sent: Delivery, data: bytes) -> int:
+    """The SSE events a write of no whole events ends (a fault's broken or dripped piece):
+    its blank lines, and one split between this write and the last."""
+    events = data.count(BLANK_LINE)
+    if data[:1] == b"\n" and sent.tail[-1:] == b"\n" and sent.tail != BLANK_LINE:  # a blank line split in two writes
+        events += 1
+    sent.tail = data[-2:]
+    return events
 
 
 def _abort(request: web.BaseRequest) -> None:

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from functools import partial
 
 from aiohttp import web
 
 from mockpoeti.answers.chat_request import ChatRequest, parse_chat_request
-from mockpoeti.answers.completion import Completion, apply_script, build_completion, stream_chunks
-from mockpoeti.answers.faults import plan_stream
+from mockpoeti.answers.completion import DONE, Completion, StreamedAnswer, apply_script, build_completion, frame, replayable
+from mockpoeti.answers.faults import Step, plan_stream
 from mockpoeti.answers.generate import language_of
 from mockpoeti.answers.misbehaviour import misbehave
+from mockpoeti.answers.script import Fault
 from mockpoeti.answers.templating import TemplateTooLargeError, render
 from mockpoeti.base.errors import ApiError
 from mockpoeti.base.secrets import mask_header, mask_param
 from mockpoeti.http.call import Call
-from mockpoeti.http.sse import DONE, HEADERS, frame, offsets, perform
+from mockpoeti.http.sse import HEADERS, offsets, perform
 from mockpoeti.http.wire import error_body, json_response
 
 
@@ -40,15 +43,26 @@ async def _stream(call: Call, chat: ChatRequest, completion: Completion) -> web.
     respond = call.respond
     pacing = respond.pacing if respond else None
     fault = respond.fault if respond and respond.fault and not respond.fault.of_the_model else None  # the model's: done
-    kinds, chunks = stream_chunks(completion, chat.include_usage, pacing.chunk if pacing else "token")
-    rnd = random.Random(call.seed if respond else 0)
+    chunk = pacing.chunk if pacing else "token"
+    answer = StreamedAnswer(completion, chat.include_usage, chunk)
     error_frame = b""
     if fault is not None:
         call.fault = fault.kind
         error_frame = frame(error_body(call.state.catalog, ApiError(fault.error, fault.message))[1])
-    steps = plan_stream(kinds, map(frame, chunks), offsets(kinds, pacing, rnd), DONE, fault, error_frame)
+    kinds = answer.kinds
+    deadlines = None if pacing is None else offsets(kinds, pacing, random.Random(call.seed))  # (seeding one costs ~5 us)
+    steps = plan_stream(kinds, answer.frames(), deadlines, DONE, fault, error_frame, answer.blocks)
+    replay = partial(_planned, completion, chat.include_usage, chunk, fault, error_frame) if replayable(completion) else None
     status = respond.status if respond and respond.status and respond.status < 400 else 200
-    return await perform(call, web.StreamResponse(status=status, headers=HEADERS), steps, kinds.count("content"))
+    return await perform(call, web.StreamResponse(status=status, headers=HEADERS), steps, kinds.count("content"), replay)
+
+
+def _planned(completion: Completion, include_usage: bool, chunk: str | int, fault: Fault | None, error_frame: bytes
+             ) -> Iterator[Step]:
+    """The stream's plan made again (its bytes are the same; its timing does not matter): what
+    the journal keeps of a small answer instead of the bytes written."""
+    answer = StreamedAnswer(completion, include_usage, chunk)
+    return plan_stream(answer.kinds, answer.frames(), None, DONE, fault, error_frame)
 
 
 def _scripted_content(call: Call, chat: ChatRequest) -> str | None:
