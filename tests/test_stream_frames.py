@@ -5,6 +5,8 @@ a stream, the bytes the client read."""
 
 from __future__ import annotations
 
+import math
+from array import array
 from dataclasses import replace
 
 import httpx
@@ -14,6 +16,7 @@ import pytest
 from mockpoeti.answers.chat_request import parse_chat_request
 from mockpoeti.answers.completion import StreamedAnswer, build_completion, finish_text, stream_chunks
 from mockpoeti.books.journal import JOURNAL_ANSWER_BYTES
+from mockpoeti.books.timeline import MAX_MARKS, Timeline
 from mockpoeti.http.app import make_state
 from mockpoeti.http.routes.ui import streamed_text
 
@@ -97,7 +100,9 @@ FAULTED = {
     "paced": {"stream": {"chunk": "word", "interval_ms": 1}},
     "long": {"content": "word " * 5_000},
     "long, paced": {"content": "word " * 1_000, "stream": {"chunk": "word", "interval_ms": 0}},
+    "many, paced": {"content": "ab" * 600, "stream": {"chunk": "char", "interval_ms": 0}},  # more writes than MAX_MARKS
     "drip": {"fault": {"kind": "drip", "bytes": 97, "interval_ms": 0}},
+    "drip by the byte": {"fault": {"kind": "drip", "bytes": 1, "interval_ms": 0}},  # every blank line split in two writes
     "malformed_chunk": {"fault": "malformed_chunk"},
     "split_utf8": {"content": "春天来了，花开了。", "stream": {"chunk": "char"}, "fault": "split_utf8"},
     "duplicate_chunk": {"fault": "duplicate_chunk"},
@@ -130,3 +135,35 @@ def test_the_journal_shows_the_stream_the_client_read(poeti, http, name, include
     assert entry["response_body"] == kept
     assert entry.get("response_body_truncated", False) == (len(raw) > JOURNAL_ANSWER_BYTES)
     assert entry["response_text"] == streamed_text(kept)
+
+
+@pytest.mark.parametrize("name", [*FAULTED, "jittered"])
+def test_a_streams_timeline_made_again_is_the_one_the_writer_marked(poeti, http, monkeypatch, name):
+    """A short answer's writes are marked with the time each went out alone, the rest made again
+    from its plan when the journal is read: the same marks as the writer's, whole, at the time."""
+    marked: list[list] = []
+    mark = Timeline.mark
+
+    def marking(timeline, sent_ms, planned_ms, events, content):
+        as_kept = array("f", [sent_ms, math.nan if planned_ms is None else planned_ms])  # as the journal's array keeps them
+        marked.append([round(as_kept[0], 3), None if planned_ms is None else round(as_kept[1], 3), events, content])
+        mark(timeline, sent_ms, planned_ms, events, content)
+
+    monkeypatch.setattr(Timeline, "mark", marking)
+    respond = FAULTED.get(name) or {"stream": {"chunk": "word", "interval_ms": 2, "jitter_ms": 2}}
+    poeti.stub({"content": "Spring comes: \"quoted\", 中文, 😀.", **respond})
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    with http.stream("POST", "/v1/chat/completions", json=body) as response:
+        try:
+            for _ in response.iter_raw():
+                pass
+        except httpx.HTTPError:
+            assert name == "disconnect"
+    assert http.get("/__admin/requests/1").status_code == 200  # the call is over and logged
+    [entry] = poeti.state.journal
+    timeline = entry.timeline.to_json()
+
+    assert (entry.timeline.plan is None) == name.startswith("long")  # kept whole, or made again
+    assert len(marked) > 1
+    assert timeline["marks"] == marked[:MAX_MARKS]
+    assert timeline["marks_dropped"] == max(0, len(marked) - MAX_MARKS)

@@ -53,7 +53,7 @@ class Delivery:
         self.completed = False
         self.interrupted = False
         self.events_sent = 0  # SSE events (each `data: ...` and a blank line), `data: [DONE]` included
-        self.timeline = Timeline()
+        self.timeline = Timeline(replay)
         self.kept: list[bytes] = []  # the writes that hold the answer's first bytes, for the journal (without `replay`)
         self.tail = b""  # the last two bytes written: a blank line may be split between writes
 

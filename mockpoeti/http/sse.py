@@ -21,9 +21,9 @@ from mockpoeti.answers.completion import DONE
 from mockpoeti.answers.faults import Step
 from mockpoeti.answers.script import Pacing
 from mockpoeti.books.journal import JOURNAL_ANSWER_BYTES
+from mockpoeti.books.timeline import BLANK_LINE, events_ended
 from mockpoeti.http.call import Call, Delivery
 
-BLANK_LINE = b"\n\n"  # ends an SSE event
 YIELD_AFTER_BYTES = 64 * 1024  # a write this large gives the loop to other clients before the next
 HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
@@ -33,9 +33,10 @@ HEADERS = {
 }
 
 
-def offsets(kinds: list[str], pacing: Pacing | None, rnd: random.Random) -> Iterator[float | None] | None:
+def offsets(kinds: list[str], pacing: Pacing | None, rnd: random.Random | None) -> Iterator[float | None] | None:
     """Send time of each frame, in seconds after the request arrived (None = at
-    once), drawn as the frames are; None for a stream nothing paces.
+    once), drawn as the frames are (`rnd`: None when nothing is, `Pacing.drawn`);
+    None for a stream nothing paces.
 
     Content frames are paced; the role frame goes at once; the closing frames
     follow the last content frame without delay.
@@ -45,7 +46,7 @@ def offsets(kinds: list[str], pacing: Pacing | None, rnd: random.Random) -> Iter
     return _deadlines(kinds, pacing, rnd)
 
 
-def _deadlines(kinds: list[str], pacing: Pacing, rnd: random.Random) -> Iterator[float | None]:
+def _deadlines(kinds: list[str], pacing: Pacing, rnd: random.Random | None) -> Iterator[float | None]:
     deadline = None
     for kind in kinds:
         if kind != "content":
@@ -55,7 +56,7 @@ def _deadlines(kinds: list[str], pacing: Pacing, rnd: random.Random) -> Iterator
             deadline = pacing.first_chunk.draw(rnd) if pacing.first_chunk else 0.0
         else:
             deadline += pacing.interval.draw(rnd) if pacing.interval else 0.0
-        jitter = rnd.uniform(-pacing.jitter_ms, pacing.jitter_ms) / 1000 if pacing.jitter_ms else 0.0
+        jitter = rnd.uniform(-pacing.jitter_ms, pacing.jitter_ms) / 1000 if pacing.jitter_ms and rnd else 0.0
         yield max(0.0, deadline + jitter)
 
 
@@ -89,7 +90,7 @@ async def perform(
                 events = 0
                 if timeline.sse:
                     if step.events is None:
-                        events = _events(sent, data)
+                        events, sent.tail = events_ended(data, sent.tail), data[-2:]
                     else:  # whole events, as planned: the write ends with a blank line
                         events, sent.tail = step.events, BLANK_LINE
                     sent.events_sent += events
@@ -129,16 +130,6 @@ async def perform(
     if not response.prepared:  # reset or hang before any header: nothing was answered
         call.stream = response
     return response
-
-
-def _events(sent: Delivery, data: bytes) -> int:
-    """The SSE events a write of no whole events ends (a fault's broken or dripped piece):
-    its blank lines, and one split between this write and the last."""
-    events = data.count(BLANK_LINE)
-    if data[:1] == b"\n" and sent.tail[-1:] == b"\n" and sent.tail != BLANK_LINE:  # a blank line split in two writes
-        events += 1
-    sent.tail = data[-2:]
-    return events
 
 
 def _abort(request: web.BaseRequest) -> None:

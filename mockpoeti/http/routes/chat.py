@@ -13,7 +13,7 @@ from mockpoeti.answers.completion import DONE, Completion, StreamedAnswer, apply
 from mockpoeti.answers.faults import Step, plan_stream
 from mockpoeti.answers.generate import language_of
 from mockpoeti.answers.misbehaviour import misbehave
-from mockpoeti.answers.script import Fault
+from mockpoeti.answers.script import Fault, Pacing
 from mockpoeti.answers.templating import TemplateTooLargeError, render
 from mockpoeti.base.errors import ApiError
 from mockpoeti.base.secrets import mask_header, mask_param
@@ -43,26 +43,27 @@ async def _stream(call: Call, chat: ChatRequest, completion: Completion) -> web.
     respond = call.respond
     pacing = respond.pacing if respond else None
     fault = respond.fault if respond and respond.fault and not respond.fault.of_the_model else None  # the model's: done
-    chunk = pacing.chunk if pacing else "token"
-    answer = StreamedAnswer(completion, chat.include_usage, chunk)
     error_frame = b""
     if fault is not None:
         call.fault = fault.kind
         error_frame = frame(error_body(call.state.catalog, ApiError(fault.error, fault.message))[1])
-    kinds = answer.kinds
-    deadlines = None if pacing is None else offsets(kinds, pacing, random.Random(call.seed))  # (seeding one costs ~5 us)
-    steps = plan_stream(kinds, answer.frames(), deadlines, DONE, fault, error_frame, answer.blocks)
-    replay = partial(_planned, completion, chat.include_usage, chunk, fault, error_frame) if replayable(completion) else None
+    answer = StreamedAnswer(completion, chat.include_usage, pacing.chunk if pacing else "token")
+    steps = _plan(completion, chat.include_usage, pacing, call.seed, fault, error_frame, answer)
+    # A short answer is kept by the journal as what makes the same plan again, not as the bytes written.
+    replay = partial(_plan, completion, chat.include_usage, pacing, call.seed, fault, error_frame) if replayable(
+        completion) else None
     status = respond.status if respond and respond.status and respond.status < 400 else 200
-    return await perform(call, web.StreamResponse(status=status, headers=HEADERS), steps, kinds.count("content"), replay)
+    return await perform(call, web.StreamResponse(status=status, headers=HEADERS), steps, answer.kinds.count("content"), replay)
 
 
-def _planned(completion: Completion, include_usage: bool, chunk: str | int, fault: Fault | None, error_frame: bytes
-             ) -> Iterator[Step]:
-    """The stream's plan made again (its bytes are the same; its timing does not matter): what
-    the journal keeps of a small answer instead of the bytes written."""
-    answer = StreamedAnswer(completion, include_usage, chunk)
-    return plan_stream(answer.kinds, answer.frames(), None, DONE, fault, error_frame)
+def _plan(completion: Completion, include_usage: bool, pacing: Pacing | None, seed: int, fault: Fault | None,
+          error_frame: bytes, answer: StreamedAnswer | None = None) -> Iterator[Step]:
+    """The stream's plan: a pure function of what it is given (made again, the same)."""
+    answer = answer or StreamedAnswer(completion, include_usage, pacing.chunk if pacing else "token")
+    deadlines = None
+    if pacing is not None:  # a generator is seeded only when something is drawn: it is 2.5 KB, and ~5 us to seed
+        deadlines = offsets(answer.kinds, pacing, random.Random(seed) if pacing.drawn else None)
+    return plan_stream(answer.kinds, answer.frames(), deadlines, DONE, fault, error_frame, answer.blocks)
 
 
 def _scripted_content(call: Call, chat: ChatRequest) -> str | None:
