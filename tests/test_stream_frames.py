@@ -14,11 +14,14 @@ import orjson
 import pytest
 
 from mockpoeti.answers.chat_request import parse_chat_request
-from mockpoeti.answers.completion import StreamedAnswer, build_completion, finish_text, stream_chunks
+from mockpoeti.answers.completion import DONE, StreamedAnswer, build_completion, finish_text, stream_chunks
+from mockpoeti.answers.faults import _stream_steps, plan_stream
+from mockpoeti.answers.script import Pacing, Timing
 from mockpoeti.books.journal import JOURNAL_ANSWER_BYTES
 from mockpoeti.books.timeline import MAX_MARKS, Timeline
 from mockpoeti.http.app import make_state
 from mockpoeti.http.routes.ui import streamed_text
+from mockpoeti.http.sse import _deadlines, offsets
 
 
 @pytest.mark.parametrize("include_usage", [False, True])
@@ -167,3 +170,23 @@ def test_a_streams_timeline_made_again_is_the_one_the_writer_marked(poeti, http,
     assert len(marked) > 1
     assert timeline["marks"] == marked[:MAX_MARKS]
     assert timeline["marks_dropped"] == max(0, len(marked) - MAX_MARKS)
+
+
+@pytest.mark.parametrize("pacing", [
+    Pacing(interval=Timing(fixed_ms=40)),
+    Pacing(first_chunk=Timing(fixed_ms=250), interval=Timing(fixed_ms=10)),
+    Pacing(first_chunk=Timing(fixed_ms=0.1), interval=Timing(fixed_ms=0.3)),
+    Pacing(first_chunk=Timing(fixed_ms=7.3)),
+])
+@pytest.mark.parametrize("completion", [_completion(), _completion(n=3), _completion(tools=True)], ids=["text", "n=3", "tool"])
+def test_a_paced_plan_made_by_iterators_is_the_one_drawn_frame_by_frame(pacing, completion):
+    """Fixed pacing: the deadlines are sums made in C, and a plan without a fault is a map over the
+    frames; the same steps, to the bit, as drawing each deadline and planning each frame in Python."""
+    answer = StreamedAnswer(completion, True, "token")
+    fast = list(plan_stream(answer.kinds, answer.frames(), offsets(answer.kinds, pacing, None), DONE, None))
+    drawn = list(_stream_steps(answer.kinds, StreamedAnswer(completion, True, "token").frames(),
+                               _deadlines(answer.kinds, pacing, None), DONE, None, b""))
+
+    assert fast == drawn
+    assert [type(step.at) for step in fast] == [type(step.at) for step in drawn]
+    assert sum(step.content for step in fast) == answer.kinds.count("content")

@@ -12,6 +12,7 @@ import random
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from itertools import chain, repeat
 from typing import TYPE_CHECKING
 
 from orjson import dumps
@@ -402,8 +403,14 @@ class StreamedAnswer:
             self.kinds.append("usage")
 
     def frames(self) -> Iterator[bytes]:
-        """Each chunk as one SSE event, in the order of `kinds`."""
-        return self.chunks(framed=True)  # type: ignore[return-value]
+        """Each chunk as one SSE event, in the order of `kinds`. (Text alone is made by C
+        iterators end to end: a paced stream pays no Python frame a chunk.)"""
+        pieces = self._text_alone()
+        if pieces is None:
+            return self.chunks(framed=True)  # type: ignore[return-value]
+        before, after = self.template(0, framed=True)
+        texts = map(b"".join, zip(repeat(before + b'"content":'), map(dumps, pieces), repeat(after)))
+        return chain(self._heads(framed=True), texts, self._tails(framed=True))  # type: ignore[arg-type]
 
     def chunks(self, framed: bool) -> Iterator[dict | bytes]:
         """Dicts, and text chunks as JSON bytes; or, `framed`, every chunk as an SSE event."""
@@ -416,11 +423,9 @@ class StreamedAnswer:
         in them). A part is one event, or a piece of a run of text chunks of about `run_bytes`
         (made in three parts: its first chunk's head, the rest, its last chunk's tail).
         Joined, the very bytes of `frames`."""
-        choices = self.completion.choices
-        text_alone = len(choices) == 1 and not choices[0].tool_calls and choices[0].refusal is None
-        pieces: list[str] = self.pieces_by_choice[0] if text_alone else []  # type: ignore[assignment]
-        texts = _JOINT.join(pieces) if pieces and self.completion.top_logprobs is None else None
-        if texts is None or texts.count(_JOINT) != len(pieces) - 1:  # not text alone, or text with the joint in it
+        pieces = self._text_alone() or []
+        texts = _JOINT.join(pieces)
+        if not pieces or texts.count(_JOINT) != len(pieces) - 1:  # not text alone, or text with the joint in it
             yield from ((data, 1, kind == "content") for kind, data in zip(self.kinds, self.frames(), strict=True))
             return
         yield from ((data, 1, 0) for data in self._heads(framed=True))  # type: ignore[misc]
@@ -435,6 +440,15 @@ class StreamedAnswer:
             yield dumps(run).replace(_JOINT_BYTES, joint), count - 1, count - 1
             yield after, 1, 1
         yield from ((data, 1, 0) for data in self._tails(framed=True))  # type: ignore[misc]
+
+    def _text_alone(self) -> list[str] | None:
+        """The pieces of an answer that is one choice of text, without logprobs; else None."""
+        choices = self.completion.choices
+        if len(choices) != 1 or self.completion.top_logprobs is not None:
+            return None
+        if choices[0].tool_calls or choices[0].refusal is not None:
+            return None
+        return self.pieces_by_choice[0]  # type: ignore[return-value]
 
     def template(self, index: int, framed: bool) -> tuple[bytes, bytes]:
         """A text chunk of choice `index` serialised: what comes before its `"content":"..."` and after."""

@@ -8,7 +8,7 @@ writer carries it out. A plan without a fault is simply the honest answer.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from itertools import repeat
+from itertools import chain, repeat
 from typing import NamedTuple
 
 from mockpoeti.answers.script import Fault
@@ -31,6 +31,7 @@ class Step(NamedTuple):
 
 
 STRIKE = Step("strike")
+_CONTENT = {"content": 1}  # content chunks in a frame of each kind
 
 
 def _hold(fault: Fault) -> list[Step]:
@@ -87,6 +88,9 @@ def plan_stream(
     if fault is None and offsets is None:
         frame_by_frame = ((data, 1, kind == "content") for kind, data in zip(kinds, frames, strict=True))
         return _whole(blocks(WRITE_BYTES) if blocks else frame_by_frame, done)
+    if fault is None and offsets is not None:  # paced: a write per frame, made by C iterators (no Python frame a chunk)
+        writes = map(Step, repeat("write"), frames, offsets, map(_CONTENT.get, kinds, repeat(0)), repeat(1))
+        return chain((Step("headers"),), writes, (Step("write", done, None, 0, 1), Step("eof")))
     steps = _stream_steps(kinds, frames, offsets, done, fault, error_frame)
     return _drip(steps, fault) if fault is not None and fault.kind == "drip" else steps
 

@@ -14,6 +14,7 @@ import random
 import socket
 import struct
 from collections.abc import Callable, Iterable, Iterator
+from itertools import accumulate, chain, repeat
 
 from aiohttp import web
 
@@ -43,6 +44,13 @@ def offsets(kinds: list[str], pacing: Pacing | None, rnd: random.Random | None) 
     """
     if pacing is None or (pacing.first_chunk is None and pacing.interval is None):
         return None
+    if not pacing.drawn and "content" in kinds:
+        first, count = kinds.index("content"), kinds.count("content")
+        if kinds[first + count - 1] == "content":  # in one run (as a stream's are): the deadlines are sums, made in C
+            start = pacing.first_chunk.draw(None) if pacing.first_chunk else 0.0
+            interval = pacing.interval.draw(None) if pacing.interval else 0.0
+            deadlines = map(max, repeat(0.0), accumulate(repeat(interval, count - 1), initial=start))
+            return chain(repeat(None, first), deadlines, repeat(None, len(kinds) - first - count))
     return _deadlines(kinds, pacing, rnd)
 
 
@@ -75,35 +83,34 @@ async def perform(
     sent = call.delivery = Delivery(content_chunks, replay)
     timeline = sent.timeline
     try:
-        for step in steps:
-            op = step.op
+        for op, data, at, content, events, seconds, length in steps:
             if op == "write":
-                if step.at is not None:
-                    delay = arrived + step.at - loop.time()
+                if at is not None:
+                    delay = arrived + at - loop.time()
                     if delay > 0:
                         await asyncio.sleep(delay)
-                data = step.data
                 await response.write(data)
                 size = len(data)
                 sent.bytes_sent += size
-                sent.chunks_sent += step.content
-                events = 0
+                sent.chunks_sent += content
                 if timeline.sse:
-                    if step.events is None:
+                    if events is None:  # pieces of events (a fault's): counted
                         events, sent.tail = events_ended(data, sent.tail), data[-2:]
                     else:  # whole events, as planned: the write ends with a blank line
-                        events, sent.tail = step.events, BLANK_LINE
+                        sent.tail = BLANK_LINE
                     sent.events_sent += events
                     if data.endswith(DONE):
                         timeline.done = True
-                timeline.mark((loop.time() - arrived) * 1000, None if step.at is None else step.at * 1000, events, step.content)
+                else:
+                    events = 0
+                timeline.mark((loop.time() - arrived) * 1000, None if at is None else at * 1000, events, content)
                 if replay is None and sent.bytes_sent - size < JOURNAL_ANSWER_BYTES:  # what was written before this one
                     sent.kept.append(data)
                 if size >= YIELD_AFTER_BYTES:  # a fast reader never makes a write wait: let others in
                     await asyncio.sleep(0)
             elif op == "headers":
-                if step.length is not None:
-                    response.content_length = step.length
+                if length is not None:
+                    response.content_length = length
                 call.stamp(response)
                 await response.prepare(request)
                 call.stream = response
@@ -111,9 +118,9 @@ async def perform(
                 timeline.sse = response.content_type == "text/event-stream"
                 timeline.headers_ms = (loop.time() - arrived) * 1000
             elif op == "pause":
-                await asyncio.sleep(step.seconds or 0)
+                await asyncio.sleep(seconds or 0)
             elif op == "hold":
-                await (asyncio.sleep(step.seconds) if step.seconds is not None else loop.create_future())
+                await (asyncio.sleep(seconds) if seconds is not None else loop.create_future())
             elif op == "abort":
                 _abort(request)
                 break
