@@ -12,7 +12,7 @@ import random
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from itertools import chain, repeat
+from itertools import chain
 from typing import TYPE_CHECKING
 
 from orjson import dumps
@@ -408,8 +408,10 @@ class StreamedAnswer:
         pieces = self._text_alone()
         if pieces is None:
             return self.chunks(framed=True)  # type: ignore[return-value]
-        before, after = self.template(0, framed=True)
-        texts = map(b"".join, zip(repeat(before + b'"content":'), map(dumps, pieces), repeat(after)))
+        before, after = (part.replace(b"%", b"%%") for part in self.template(0, framed=True))
+        # (%-formatted, not zipped and joined: zip would hold its last tuple, and in it orjson's
+        # output, which keeps a 4 KiB buffer whatever its length, as long as the stream lasts)
+        texts = map((before + b'"content":%b' + after).__mod__, map(dumps, pieces))
         return chain(self._heads(framed=True), texts, self._tails(framed=True))  # type: ignore[arg-type]
 
     def chunks(self, framed: bool) -> Iterator[dict | bytes]:

@@ -74,7 +74,9 @@ class JournalEntry:
     ) -> JournalEntry:
         """An entry that keeps at most the journal's share of what the client sent and got.
         (Positional, as is the entry made here: one per request, and a call of twenty
-        keywords costs three times one of twenty positions.)"""
+        keywords costs three times one of twenty positions.) The answer's bytes are copied:
+        orjson writes into a buffer of 4 KiB at least and never shrinks it, so a 600-byte
+        answer kept as written would hold 4 KiB for as long as the journal keeps it."""
         cap = JOURNAL_BODY_BYTES if authenticated else JOURNAL_BODY_BYTES_UNAUTHENTICATED
         return cls(
             at, method, path if len(path) <= JOURNAL_URL_CHARS else clip(path, JOURNAL_URL_CHARS),
@@ -82,8 +84,7 @@ class JournalEntry:
             headers if header_bytes <= JOURNAL_HEADER_BYTES else _first(headers, JOURNAL_HEADER_BYTES),
             raw if raw is None or len(raw) <= cap else raw[:cap], 0 if raw is None else len(raw),
             endpoint, status, response_headers, trace_id, duration_ms, note, monotonic_s, near_misses, 0, timeline,
-            answer if not isinstance(answer, bytes) or len(answer) <= JOURNAL_ANSWER_BYTES else answer[:JOURNAL_ANSWER_BYTES],
-            answer_size,
+            answer if not isinstance(answer, bytes) else b"".join((answer[:JOURNAL_ANSWER_BYTES], b"")), answer_size,
         )
 
     @property
