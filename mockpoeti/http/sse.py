@@ -16,7 +16,8 @@ import struct
 from collections.abc import Callable, Iterable, Iterator
 from itertools import accumulate, chain, repeat
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from multidict import istr
 
 from mockpoeti.answers.completion import DONE
 from mockpoeti.answers.faults import Step
@@ -26,11 +27,11 @@ from mockpoeti.books.timeline import BLANK_LINE, events_ended
 from mockpoeti.http.call import Call, Delivery
 
 YIELD_AFTER_BYTES = 64 * 1024  # a write this large gives the loop to other clients before the next
-HEADERS = {
-    "Content-Type": "text/event-stream; charset=utf-8",
-    "Cache-Control": "no-cache",
-    "Connection": "keep-alive",
-    "X-Accel-Buffering": "no",
+HEADERS = {  # (case-insensitive names made once, not for each stream: see call.TRACE_ID)
+    hdrs.CONTENT_TYPE: "text/event-stream; charset=utf-8",
+    hdrs.CACHE_CONTROL: "no-cache",
+    hdrs.CONNECTION: "keep-alive",
+    istr("X-Accel-Buffering"): "no",
 }
 
 
