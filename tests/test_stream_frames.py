@@ -15,7 +15,7 @@ import pytest
 
 from mockpoeti.answers.chat_request import parse_chat_request
 from mockpoeti.answers.completion import DONE, StreamedAnswer, build_completion, finish_text, stream_chunks
-from mockpoeti.answers.faults import _stream_steps, plan_stream
+from mockpoeti.answers.faults import Step, _stream_steps, plan_stream
 from mockpoeti.answers.script import Pacing, Timing
 from mockpoeti.books.journal import JOURNAL_ANSWER_BYTES
 from mockpoeti.books.timeline import MAX_MARKS, Timeline
@@ -182,11 +182,17 @@ def test_a_streams_timeline_made_again_is_the_one_the_writer_marked(poeti, http,
 def test_a_paced_plan_made_by_iterators_is_the_one_drawn_frame_by_frame(pacing, completion):
     """Fixed pacing: the deadlines are sums made in C, and a plan without a fault is a map over the
     frames; the same steps, to the bit, as drawing each deadline and planning each frame in Python."""
+    def unjoined(steps):  # the last write and the end, sent in one call, as two steps
+        for step in steps:
+            yield from (step._replace(op="write"), Step("eof")) if step.op == "eof" and step.data else (step,)
+
     answer = StreamedAnswer(completion, True, "token")
-    fast = list(plan_stream(answer.kinds, answer.frames(), offsets(answer.kinds, pacing, None), DONE, None))
+    planned = list(plan_stream(answer.kinds, answer.frames(), offsets(answer.kinds, pacing, None), DONE, None))
+    fast = list(unjoined(planned))
     drawn = list(_stream_steps(answer.kinds, StreamedAnswer(completion, True, "token").frames(),
                                _deadlines(answer.kinds, pacing, None), DONE, None, b""))
 
+    assert planned[-1] == Step("eof", DONE, None, 0, 1)
     assert fast == drawn
     assert [type(step.at) for step in fast] == [type(step.at) for step in drawn]
     assert sum(step.content for step in fast) == answer.kinds.count("content")

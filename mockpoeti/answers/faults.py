@@ -21,13 +21,21 @@ class Step(NamedTuple):
     """One thing the writer does. A tuple: a stream plans one per chunk, and
     tuples are made several times faster than frozen dataclasses."""
 
-    op: str  # headers | write | pause | hold | abort | eof | strike (the fault takes effect here: noted, nothing sent)
+    # headers | write | pause | hold | abort | eof (with data: the last write too) | strike (the fault
+    # takes effect here: noted, nothing sent)
+    op: str
     data: bytes = b""
     at: float | None = None  # for writes: seconds after the request arrived
     content: int = 0  # how many content chunks the write carries
     events: int | None = None  # how many SSE events it ends (None: the writer counts them)
     seconds: float | None = None  # for pause; for hold, None = until the client leaves
     length: int | None = None  # for headers: the Content-Length to announce
+
+    @property
+    def writes(self) -> bool:
+        """Does it send bytes? (A write, or the end of the body sent with the last of them: one
+        system call, not two.)"""
+        return self.op == "write" or (self.op == "eof" and bool(self.data))
 
 
 STRIKE = Step("strike")
@@ -90,13 +98,13 @@ def plan_stream(
         return _whole(blocks(WRITE_BYTES) if blocks else frame_by_frame, done)
     if fault is None and offsets is not None:  # paced: a write per frame, made by C iterators (no Python frame a chunk)
         writes = map(Step, repeat("write"), frames, offsets, map(_CONTENT.get, kinds, repeat(0)), repeat(1))
-        return chain((Step("headers"),), writes, (Step("write", done, None, 0, 1), Step("eof")))
+        return chain((Step("headers"),), writes, (Step("eof", done, None, 0, 1),))
     steps = _stream_steps(kinds, frames, offsets, done, fault, error_frame)
     return _drip(steps, fault) if fault is not None and fault.kind == "drip" else steps
 
 
 def _whole(blocks: Iterable[tuple[bytes, int, int]], done: bytes) -> Iterator[Step]:
-    """Headers, the blocks as writes of at least WRITE_BYTES (the last with `done`), the end."""
+    """Headers, the blocks as writes of at least WRITE_BYTES, the last with `done` and the end."""
     yield Step("headers")
     batch: list[bytes] = []
     size = events = content = 0
@@ -109,8 +117,7 @@ def _whole(blocks: Iterable[tuple[bytes, int, int]], done: bytes) -> Iterator[St
             yield Step("write", b"".join(batch), None, content, events)
             batch, size, events, content = [], 0, 0, 0
     batch.append(done)
-    yield Step("write", batch[0] if len(batch) == 1 else b"".join(batch), None, content, events + 1)
-    yield Step("eof")
+    yield Step("eof", batch[0] if len(batch) == 1 else b"".join(batch), None, content, events + 1)
 
 
 def written(plan: Callable[[], Iterable[Step]], limit: int) -> bytes:
@@ -121,7 +128,7 @@ def written(plan: Callable[[], Iterable[Step]], limit: int) -> bytes:
     for step in plan():
         if size >= limit:
             break
-        if step.op == "write":
+        if step.writes:
             out.append(step.data)
             size += len(step.data)
     return b"".join(out)[:limit]

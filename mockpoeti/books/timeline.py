@@ -77,7 +77,7 @@ class Timeline:
         sent = iter(self.marks)
         tail = b""
         for step in plan():
-            if step.op != "write":
+            if not step.writes:
                 continue
             at = next(sent, None)
             if at is None:

@@ -85,12 +85,16 @@ async def perform(
     timeline = sent.timeline
     try:
         for op, data, at, content, events, seconds, length in steps:
-            if op == "write":
+            if op == "write" or (op == "eof" and data):
                 if at is not None:
                     delay = arrived + at - loop.time()
                     if delay > 0:
                         await asyncio.sleep(delay)
-                await response.write(data)
+                if op == "eof":  # the last bytes and the end in one send
+                    await response.write_eof(data)
+                    sent.completed = True
+                else:
+                    await response.write(data)
                 size = len(data)
                 sent.bytes_sent += size
                 sent.chunks_sent += content
