@@ -63,7 +63,8 @@ def _plan(completion: Completion, include_usage: bool, pacing: Pacing | None, se
     deadlines = None
     if pacing is not None:  # a generator is seeded only when something is drawn: it is 2.5 KB, and ~5 us to seed
         deadlines = offsets(answer.kinds, pacing, random.Random(seed) if pacing.drawn else None)
-    return plan_stream(answer.kinds, answer.frames(), deadlines, DONE, fault, error_frame, answer.blocks)
+    frames = answer.frames() if deadlines is not None or fault is not None else ()  # (else: written from its blocks)
+    return plan_stream(answer.kinds, frames, deadlines, DONE, fault, error_frame, answer.blocks)
 
 
 def _scripted_content(call: Call, chat: ChatRequest) -> str | None:
