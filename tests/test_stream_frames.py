@@ -1,14 +1,27 @@
 """Text chunks are spliced into a serialised template: the bytes must be exactly those
-of the chunk serialised whole, whatever the text (quotes, escapes, CJK, emoji)."""
+of the chunk serialised whole, whatever the text (quotes, escapes, CJK, emoji); a run of
+them, spliced at once, the very bytes of the chunks one by one; and what the journal shows of
+a stream, the bytes the client read."""
 
 from __future__ import annotations
 
+import math
+from array import array
+from dataclasses import replace
+
+import httpx
 import orjson
 import pytest
 
 from mockpoeti.answers.chat_request import parse_chat_request
-from mockpoeti.answers.completion import build_completion, finish_text, stream_chunks
+from mockpoeti.answers.completion import DONE, StreamedAnswer, build_completion, finish_text, stream_chunks
+from mockpoeti.answers.faults import Step, _stream_steps, plan_stream
+from mockpoeti.answers.script import Pacing, Timing
+from mockpoeti.books.journal import JOURNAL_ANSWER_BYTES
+from mockpoeti.books.timeline import MAX_MARKS, Timeline
 from mockpoeti.http.app import make_state
+from mockpoeti.http.routes.ui import streamed_text
+from mockpoeti.http.sse import _deadlines, offsets
 
 
 @pytest.mark.parametrize("include_usage", [False, True])
@@ -35,3 +48,151 @@ def test_a_spliced_text_chunk_is_the_chunk_serialised_whole(include_usage, n):
         pieces.append((choice["index"], choice["delta"]["content"]))
     for i in range(n):
         assert "".join(p for index, p in pieces if index == i) == text
+
+
+def _completion(n: int = 1, text: str | None = "Hello there, a \"quoted\" \\ text 中文 😀", logprobs: bool = False,
+                tools: bool = False, refusal: bool = False):
+    state = make_state()
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "What is the weather in Paris?"}], "n": n,
+            "stream": True}
+    if logprobs:
+        body |= {"logprobs": True, "top_logprobs": 2}
+    if tools:
+        body |= {"tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {
+            "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}], "tool_choice": "required"}
+    completion = build_completion(parse_chat_request(body, state.catalog.models), state.text, 7, "chatcmpl-x", 1)
+    if refusal:
+        choices = tuple(replace(c, content=None, refusal="I can't help with that.") for c in completion.choices)
+    elif tools:
+        return completion
+    else:
+        choices = tuple(finish_text(i, text or "") for i in range(n))
+    return replace(completion, choices=choices)
+
+
+@pytest.mark.parametrize("completion", [
+    pytest.param(_completion(), id="text"),
+    pytest.param(_completion(text=("one two three " * 500)), id="long text"),
+    pytest.param(_completion(text="a joint \uffff inside"), id="text with the joint"),
+    pytest.param(_completion(text=""), id="empty"),
+    pytest.param(_completion(n=3), id="three choices"),
+    pytest.param(_completion(logprobs=True), id="logprobs"),
+    pytest.param(_completion(tools=True), id="tool call"),
+    pytest.param(_completion(refusal=True), id="refusal"),
+])
+@pytest.mark.parametrize("include_usage", [False, True])
+@pytest.mark.parametrize("run_bytes", [1, 2_000, 256 * 1024])
+def test_blocks_are_the_frames_run_together(completion, include_usage, run_bytes):
+    answer = StreamedAnswer(completion, include_usage, "token")
+    frames = list(answer.frames())
+    blocks = list(answer.blocks(run_bytes))
+
+    assert len(frames) == len(answer.kinds)
+    assert all(frame.startswith(b"data: {") and frame.endswith(b"}\n\n") and frame.count(b"\n\n") == 1 for frame in frames)
+    assert b"".join(data for data, _, _ in blocks) == b"".join(frames)
+    assert sum(events for _, events, _ in blocks) == len(frames)
+    assert sum(content for _, _, content in blocks) == answer.kinds.count("content")
+    assert all(data.count(b"\n\n") == events for data, events, _ in blocks)
+    assert all(len(data) < max(run_bytes, 1_000) * 2 for data, _, _ in blocks)  # a run stays about its size
+
+
+# What the journal shows of a streamed answer is what the client read, byte for byte: kept as
+# the bytes written (a long answer) or made again from the answer when read (a short one).
+FAULTED = {
+    "plain": {},
+    "paced": {"stream": {"chunk": "word", "interval_ms": 1}},
+    "long": {"content": "word " * 5_000},
+    "long, paced": {"content": "word " * 1_000, "stream": {"chunk": "word", "interval_ms": 0}},
+    "many, paced": {"content": "ab" * 600, "stream": {"chunk": "char", "interval_ms": 0}},  # more writes than MAX_MARKS
+    "drip": {"fault": {"kind": "drip", "bytes": 97, "interval_ms": 0}},
+    "drip by the byte": {"fault": {"kind": "drip", "bytes": 1, "interval_ms": 0}},  # every blank line split in two writes
+    "malformed_chunk": {"fault": "malformed_chunk"},
+    "split_utf8": {"content": "春天来了，花开了。", "stream": {"chunk": "char"}, "fault": "split_utf8"},
+    "duplicate_chunk": {"fault": "duplicate_chunk"},
+    "error_event": {"fault": "error_event"},
+    "no_done": {"fault": "no_done"},
+    "no_finish": {"fault": "no_finish"},
+    "disconnect": {"fault": {"kind": "disconnect", "after_chunks": 3}},
+}
+
+
+@pytest.mark.parametrize("include_usage", [False, True])
+@pytest.mark.parametrize("name", list(FAULTED))
+def test_the_journal_shows_the_stream_the_client_read(poeti, http, name, include_usage):
+    poeti.stub({"content": "Spring comes: \"quoted\", 中文, 😀.", **FAULTED[name]})
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    if include_usage:
+        body["stream_options"] = {"include_usage": True}
+    read = []
+    with http.stream("POST", "/v1/chat/completions", json=body) as response:
+        try:
+            read.extend(response.iter_raw())
+        except httpx.HTTPError:
+            assert name == "disconnect"
+    raw = b"".join(read)
+    entry = http.get("/__admin/requests/1").json()
+
+    assert entry["delivery"]["bytes_sent"] == entry["answer_bytes"] == len(raw)
+    assert entry["delivery"]["events_sent"] == raw.count(b"\n\n")
+    kept = raw[:JOURNAL_ANSWER_BYTES].decode("utf-8", "replace")
+    assert entry["response_body"] == kept
+    assert entry.get("response_body_truncated", False) == (len(raw) > JOURNAL_ANSWER_BYTES)
+    assert entry["response_text"] == streamed_text(kept)
+
+
+@pytest.mark.parametrize("name", [*FAULTED, "jittered"])
+def test_a_streams_timeline_made_again_is_the_one_the_writer_marked(poeti, http, monkeypatch, name):
+    """A short answer's writes are marked with the time each went out alone, the rest made again
+    from its plan when the journal is read: the same marks as the writer's, whole, at the time."""
+    marked: list[list] = []
+    mark = Timeline.mark
+
+    def marking(timeline, sent_ms, planned_ms, events, content):
+        as_kept = array("f", [sent_ms, math.nan if planned_ms is None else planned_ms])  # as the journal's array keeps them
+        marked.append([round(as_kept[0], 3), None if planned_ms is None else round(as_kept[1], 3), events, content])
+        mark(timeline, sent_ms, planned_ms, events, content)
+
+    monkeypatch.setattr(Timeline, "mark", marking)
+    respond = FAULTED.get(name) or {"stream": {"chunk": "word", "interval_ms": 2, "jitter_ms": 2}}
+    poeti.stub({"content": "Spring comes: \"quoted\", 中文, 😀.", **respond})
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    with http.stream("POST", "/v1/chat/completions", json=body) as response:
+        try:
+            for _ in response.iter_raw():
+                pass
+        except httpx.HTTPError:
+            assert name == "disconnect"
+    assert http.get("/__admin/requests/1").status_code == 200  # the call is over and logged
+    [entry] = poeti.state.journal
+    timeline = entry.timeline.to_json()
+
+    assert (entry.timeline.plan is None) == name.startswith("long")  # kept whole, or made again
+    assert len(marked) > 1
+    assert timeline["marks"] == marked[:MAX_MARKS]
+    assert timeline["marks_dropped"] == max(0, len(marked) - MAX_MARKS)
+
+
+@pytest.mark.parametrize("pacing", [
+    Pacing(interval=Timing(fixed_ms=40)),
+    Pacing(first_chunk=Timing(fixed_ms=250), interval=Timing(fixed_ms=10)),
+    Pacing(first_chunk=Timing(fixed_ms=0.1), interval=Timing(fixed_ms=0.3)),
+    Pacing(first_chunk=Timing(fixed_ms=7.3)),
+])
+@pytest.mark.parametrize("completion", [_completion(), _completion(n=3), _completion(tools=True)], ids=["text", "n=3", "tool"])
+def test_a_paced_plan_made_by_iterators_is_the_one_drawn_frame_by_frame(pacing, completion):
+    """Fixed pacing: the deadlines are sums made in C, and a plan without a fault is a map over the
+    frames; the same steps, to the bit, as drawing each deadline and planning each frame in Python."""
+    def unjoined(steps):  # the last write and the end, sent in one call, as two steps
+        for step in steps:
+            yield from (step._replace(op="write"), Step("eof")) if step.op == "eof" and step.data else (step,)
+
+    answer = StreamedAnswer(completion, True, "token")
+    planned = list(plan_stream(answer.kinds, answer.frames(), offsets(answer.kinds, pacing, None), DONE, None))
+    fast = list(unjoined(planned))
+    drawn = list(_stream_steps(answer.kinds, StreamedAnswer(completion, True, "token").frames(),
+                               _deadlines(answer.kinds, pacing, None), DONE, None, b""))
+
+    assert planned[-1] == Step("eof", DONE, None, 0, 1)
+    assert fast == drawn
+    assert [type(step.at) for step in fast] == [type(step.at) for step in drawn]
+    assert sum(step.content for step in fast) == answer.kinds.count("content")

@@ -12,6 +12,7 @@ import random
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from itertools import chain
 from typing import TYPE_CHECKING
 
 from orjson import dumps
@@ -22,6 +23,7 @@ from mockpoeti.answers.generate import TextGenerator, canonical_json, count_toke
 from mockpoeti.answers.script import Respond
 from mockpoeti.answers.tool_choice import chosen_tools
 from mockpoeti.base.errors import ApiError
+from mockpoeti.base.jsonio import encode
 
 if TYPE_CHECKING:
     from mockpoeti.answers.structured import Budget
@@ -363,29 +365,200 @@ def split_text(text: str, chunk: str | int = "token") -> list[str]:
     if chunk == "word":
         return _WORD.findall(text) or [text]
     size = 1 if chunk == "char" else int(chunk)
-    return [text[i : i + size] for i in range(0, len(text), size)]
+    return list(text) if size == 1 else [text[i : i + size] for i in range(0, len(text), size)]
+
+
+DONE = b"data: [DONE]\n\n"  # the event that closes a stream
+# Joins the texts of a run of chunks serialised as one string: a noncharacter, written by orjson as
+# its own three UTF-8 bytes, which no escape and no other character contains.
+_JOINT = "\uffff"
+_JOINT_BYTES = _JOINT.encode()
+
+
+def frame(data: dict | bytes) -> bytes:
+    """One SSE event: a chunk, or a chunk already serialised."""
+    return b"".join((b"data: ", data if isinstance(data, bytes) else encode(data), b"\n\n"))
+
+
+REPLAY_CHARS = 4096  # of text in an answer the journal keeps as the answer, made into its bytes when read
+
+
+def replayable(completion: Completion) -> bool:
+    """Is the answer small enough for the journal to keep it, rather than the first
+    bytes of its stream? (A 100-token stream writes ~20 KB of frames; its text is ~400
+    characters, and the frames are made again from it, the same, when someone reads them.)"""
+    return sum(len(c.content or "") + len(c.refusal or "") + sum(len(t.arguments) for t in c.tool_calls)
+               for c in completion.choices) <= REPLAY_CHARS
 
 
 def stream_chunks(
     completion: Completion, include_usage: bool = False, chunk: str | int = "token"
 ) -> tuple[list[str], Iterator[dict | bytes]]:
-    """The chunk sequence: each chunk's kind, known at once so the writer can
-    plan its pacing, and the chunks themselves, made one at a time as they are
-    taken (a paced stream holds one chunk, not all of them, while it lasts).
+    """The chunk sequence (`StreamedAnswer`): each chunk's kind, and the chunks as dicts,
+    or as JSON bytes for plain text chunks."""
+    stream = StreamedAnswer(completion, include_usage, chunk)
+    return stream.kinds, stream.chunks(framed=False)
 
-    Kinds: `role` (first delta), `content` (text, a tool call's header or a
-    piece of its arguments; paced), `finish` (finish_reason), `usage` (only
-    with include_usage).
 
-    A plain text chunk comes already as JSON bytes: the same chunk with only its
-    text changed, spliced into one serialised template (most of a stream is such
-    chunks, and making and serialising a dict for each was most of its cost).
+class StreamedAnswer:
+    """A completion as the `chat.completion.chunk` sequence.
+
+    `kinds` says what each chunk is, known at once so the writer can plan its pacing:
+    `role` (first delta), `content` (text, a tool call's header or a piece of its
+    arguments; paced), `finish` (finish_reason), `usage` (only with include_usage).
+    The chunks are made as they are taken: one SSE event at a time (`frames`: a paced
+    stream holds one chunk, not all of them, while it lasts), or run together (`blocks`:
+    an unpaced stream).
+
+    A plain text chunk is never a dict: it is the chunk serialised once as a template
+    with only its text spliced in (most of a stream is such chunks, and making and
+    serialising a dict for each was most of its cost); a run of them is one
+    serialisation of all their texts, spliced in one `replace`.
     """
-    pieces_by_choice = [_pieces(c, chunk) for c in completion.choices]
-    rounds = max((len(p) for p in pieces_by_choice), default=0)
-    kinds = ["role"] * len(completion.choices) + ["content"] * sum(len(p) for p in pieces_by_choice)
-    kinds += ["finish"] * len(completion.choices) + (["usage"] if include_usage else [])
-    return kinds, _chunks(completion, include_usage, pieces_by_choice, rounds)
+
+    __slots__ = ("completion", "include_usage", "kinds", "pieces_by_choice")
+
+    def __init__(self, completion: Completion, include_usage: bool = False, chunk: str | int = "token") -> None:
+        self.completion = completion
+        self.include_usage = include_usage
+        self.pieces_by_choice = pieces_by_choice = [_pieces(c, chunk) for c in completion.choices]
+        n = len(completion.choices)
+        self.kinds = ["role"] * n + ["content"] * sum(len(p) for p in pieces_by_choice) + ["finish"] * n
+        if include_usage:
+            self.kinds.append("usage")
+
+    def frames(self) -> Iterator[bytes]:
+        """Each chunk as one SSE event, in the order of `kinds`. (Text alone is made by C
+        iterators end to end: a paced stream pays no Python frame a chunk.)"""
+        pieces = self._text_alone()
+        if pieces is None:
+            return self.chunks(framed=True)  # type: ignore[return-value]
+        before, after = (part.replace(b"%", b"%%") for part in self.template(0, framed=True))
+        # (%-formatted, not zipped and joined: zip would hold its last tuple, and in it orjson's
+        # output, which keeps a 4 KiB buffer whatever its length, as long as the stream lasts)
+        texts = map((before + b'"content":%b' + after).__mod__, map(dumps, pieces))
+        return chain(self._heads(framed=True), texts, self._tails(framed=True))  # type: ignore[arg-type]
+
+    def chunks(self, framed: bool) -> Iterator[dict | bytes]:
+        """Dicts, and text chunks as JSON bytes; or, `framed`, every chunk as an SSE event."""
+        yield from self._heads(framed)
+        yield from self._contents(framed)
+        yield from self._tails(framed)
+
+    def blocks(self, run_bytes: int) -> Iterator[tuple[bytes, int, int]]:
+        """The SSE events as parts to run together: (bytes, events and content chunks that end
+        in them). A part is one event, or a piece of a run of text chunks of about `run_bytes`
+        (made in three parts: its first chunk's head, the rest, its last chunk's tail).
+        Joined, the very bytes of `frames`."""
+        pieces = self._text_alone() or []
+        texts = _JOINT.join(pieces)
+        if not pieces or texts.count(_JOINT) != len(pieces) - 1:  # not text alone, or text with the joint in it
+            yield from ((data, 1, kind == "content") for kind, data in zip(self.kinds, self.frames(), strict=True))
+            return
+        yield from ((data, 1, 0) for data in self._heads(framed=True))  # type: ignore[misc]
+        before, after = self.template(0, framed=True)
+        joint = b"".join((b'"', after, before, b'"content":"'))
+        step = max(1, run_bytes // len(joint))
+        before += b'"content":'
+        for i in range(0, len(pieces), step):
+            run = texts if step >= len(pieces) else _JOINT.join(pieces[i : i + step])
+            count = min(step, len(pieces) - i)
+            yield before, 0, 0  # the run in three parts, not copied into one: the writer joins them with the rest
+            yield dumps(run).replace(_JOINT_BYTES, joint), count - 1, count - 1
+            yield after, 1, 1
+        yield from ((data, 1, 0) for data in self._tails(framed=True))  # type: ignore[misc]
+
+    def _text_alone(self) -> list[str] | None:
+        """The pieces of an answer that is one choice of text, without logprobs; else None."""
+        choices = self.completion.choices
+        if len(choices) != 1 or self.completion.top_logprobs is not None:
+            return None
+        if choices[0].tool_calls or choices[0].refusal is not None:
+            return None
+        return self.pieces_by_choice[0]  # type: ignore[return-value]
+
+    def template(self, index: int, framed: bool) -> tuple[bytes, bytes]:
+        """A text chunk of choice `index` serialised: what comes before its `"content":"..."` and after."""
+        before, after = dumps(self._chunk(_delta(index, {"content": ""}))).split(b'"content":""', 1)
+        return (b"data: " + before, after + b"\n\n") if framed else (before, after)
+
+    def _chunk(self, *choices: dict) -> dict:
+        completion = self.completion
+        out = {
+            "id": completion.id,
+            "object": "chat.completion.chunk",
+            "created": completion.created,
+            "model": completion.model,
+            "system_fingerprint": completion.fingerprint,
+            "choices": list(choices),
+        }
+        if completion.service_tier:
+            out["service_tier"] = completion.service_tier
+        if self.include_usage:
+            out["usage"] = None
+        return out
+
+    def _heads(self, framed: bool) -> Iterator[dict | bytes]:
+        emit = frame if framed else _as_is
+        for c in self.completion.choices:
+            head: dict
+            if c.refusal is not None:
+                head = {"role": "assistant", "content": None, "refusal": ""}
+            elif c.tool_calls and not c.content:
+                head = {"role": "assistant", "content": None, "tool_calls": [_header(0, c.tool_calls[0])], "refusal": None}
+            else:
+                head = {"role": "assistant", "content": "", "refusal": None}
+            yield emit(self._chunk(_delta(c.index, head)))
+
+    def _contents(self, framed: bool) -> Iterator[dict | bytes]:
+        completion, chunk_of = self.completion, self._chunk
+        emit = frame if framed else _as_is
+        drawers = [
+            Logprobs(derive_seed(completion.seed, "logprobs", c.index), completion.top_logprobs)
+            if completion.top_logprobs is not None else None
+            for c in completion.choices
+        ]
+        templates = [self.template(c.index, framed) for c in completion.choices]
+        for step in range(max((len(p) for p in self.pieces_by_choice), default=0)):
+            for c, pieces, drawer in zip(completion.choices, self.pieces_by_choice, drawers, strict=True):
+                if step >= len(pieces):
+                    continue
+                piece = pieces[step]
+                if isinstance(piece, tuple):
+                    what, k, text = piece
+                    if what == "refusal":
+                        logprobs = {"content": None, "refusal": drawer.entries(tokenize(text))} if drawer else None
+                        yield emit(chunk_of(_delta(c.index, {"refusal": text}, logprobs=logprobs)))
+                        continue
+                    call = _header(k, c.tool_calls[k]) if what == "head" else {"index": k, "function": {"arguments": text}}
+                    yield emit(chunk_of(_delta(c.index, {"tool_calls": [call]})))
+                elif drawer is None:
+                    before, after = templates[c.index]
+                    yield b"".join((before, b'"content":', dumps(piece), after))
+                else:
+                    logprobs = {"content": drawer.entries(tokenize(piece)), "refusal": None}
+                    yield emit(chunk_of(_delta(c.index, {"content": piece}, logprobs=logprobs)))
+
+    def _tails(self, framed: bool) -> Iterator[dict | bytes]:
+        emit = frame if framed else _as_is
+        for c in self.completion.choices:
+            yield emit(self._chunk(_delta(c.index, {}, c.finish_reason)))
+        if self.include_usage:
+            final = self._chunk()
+            final["usage"] = self.completion.usage()
+            yield emit(final)
+
+
+def _delta(index: int, d: dict, finish: str | None = None, logprobs: dict | None = None) -> dict:
+    return {"index": index, "delta": d, "logprobs": logprobs, "finish_reason": finish}
+
+
+def _header(k: int, call: ToolCall) -> dict:
+    return {"index": k, "id": call.id, "type": "function", "function": {"name": call.name, "arguments": ""}}
+
+
+def _as_is(chunk: dict) -> dict:
+    return chunk
 
 
 def _pieces(choice: Choice, chunk: str | int) -> list[str | tuple[str, int, str]]:
@@ -404,68 +577,3 @@ def _pieces(choice: Choice, chunk: str | int) -> list[str | tuple[str, int, str]
             pieces.append(("head", k, ""))
         pieces += [("args", k, p) for p in split_text(call.arguments, chunk)]
     return pieces
-
-
-def _chunks(completion: Completion, include_usage: bool, pieces_by_choice: list, rounds: int) -> Iterator[dict | bytes]:
-    def chunk_of(choices: list[dict]) -> dict:
-        out = {
-            "id": completion.id,
-            "object": "chat.completion.chunk",
-            "created": completion.created,
-            "model": completion.model,
-            "system_fingerprint": completion.fingerprint,
-            "choices": choices,
-        }
-        if completion.service_tier:
-            out["service_tier"] = completion.service_tier
-        if include_usage:
-            out["usage"] = None
-        return out
-
-    def delta(index: int, d: dict, finish: str | None = None, logprobs: dict | None = None) -> dict:
-        return {"index": index, "delta": d, "logprobs": logprobs, "finish_reason": finish}
-
-    def header(k: int, call: ToolCall) -> dict:
-        return {"index": k, "id": call.id, "type": "function", "function": {"name": call.name, "arguments": ""}}
-
-    drawers = [
-        Logprobs(derive_seed(completion.seed, "logprobs", c.index), completion.top_logprobs)
-        if completion.top_logprobs is not None else None
-        for c in completion.choices
-    ]
-    # per choice: a text chunk's JSON before and after its text
-    templates = [dumps(chunk_of([delta(c.index, {"content": ""})])).split(b'"content":""', 1) for c in completion.choices]
-    for c in completion.choices:
-        head: dict
-        if c.refusal is not None:
-            head = {"role": "assistant", "content": None, "refusal": ""}
-        elif c.tool_calls and not c.content:
-            head = {"role": "assistant", "content": None, "tool_calls": [header(0, c.tool_calls[0])], "refusal": None}
-        else:
-            head = {"role": "assistant", "content": "", "refusal": None}
-        yield chunk_of([delta(c.index, head)])
-    for step in range(rounds):
-        for c, pieces, drawer in zip(completion.choices, pieces_by_choice, drawers, strict=True):
-            if step >= len(pieces):
-                continue
-            piece = pieces[step]
-            if isinstance(piece, tuple):
-                what, k, text = piece
-                if what == "refusal":
-                    logprobs = {"content": None, "refusal": drawer.entries(tokenize(text))} if drawer else None
-                    yield chunk_of([delta(c.index, {"refusal": text}, logprobs=logprobs)])
-                    continue
-                call = header(k, c.tool_calls[k]) if what == "head" else {"index": k, "function": {"arguments": text}}
-                yield chunk_of([delta(c.index, {"tool_calls": [call]})])
-            elif drawer is None:
-                before, after = templates[c.index]
-                yield b"".join((before, b'"content":', dumps(piece), after))
-            else:
-                logprobs = {"content": drawer.entries(tokenize(piece)), "refusal": None}
-                yield chunk_of([delta(c.index, {"content": piece}, logprobs=logprobs)])
-    for c in completion.choices:
-        yield chunk_of([delta(c.index, {}, c.finish_reason)])
-    if include_usage:
-        final = chunk_of([])
-        final["usage"] = completion.usage()
-        yield final

@@ -7,8 +7,8 @@ writer carries it out. A plan without a fault is simply the honest answer.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from itertools import repeat
+from collections.abc import Callable, Iterable, Iterator
+from itertools import chain, repeat
 from typing import NamedTuple
 
 from mockpoeti.answers.script import Fault
@@ -21,15 +21,25 @@ class Step(NamedTuple):
     """One thing the writer does. A tuple: a stream plans one per chunk, and
     tuples are made several times faster than frozen dataclasses."""
 
-    op: str  # headers | write | pause | hold | abort | eof | strike (the fault takes effect here: noted, nothing sent)
+    # headers | write | pause | hold | abort | eof (with data: the last write too) | strike (the fault
+    # takes effect here: noted, nothing sent)
+    op: str
     data: bytes = b""
     at: float | None = None  # for writes: seconds after the request arrived
     content: int = 0  # how many content chunks the write carries
+    events: int | None = None  # how many SSE events it ends (None: the writer counts them)
     seconds: float | None = None  # for pause; for hold, None = until the client leaves
     length: int | None = None  # for headers: the Content-Length to announce
 
+    @property
+    def writes(self) -> bool:
+        """Does it send bytes? (A write, or the end of the body sent with the last of them: one
+        system call, not two.)"""
+        return self.op == "write" or (self.op == "eof" and bool(self.data))
+
 
 STRIKE = Step("strike")
+_CONTENT = {"content": 1}  # content chunks in a frame of each kind
 
 
 def _hold(fault: Fault) -> list[Step]:
@@ -69,6 +79,7 @@ def plan_stream(
     done: bytes,
     fault: Fault | None,
     error_frame: bytes = b"",
+    blocks: Callable[[int], Iterable[tuple[bytes, int, int]]] | None = None,
 ) -> Iterator[Step]:
     """SSE frames, of the given kinds, with their send times (None: all at
     once), and the fault folded in.
@@ -77,28 +88,55 @@ def plan_stream(
     chunk at a time, not all of them for its whole length.
     `after_chunks` counts content chunks sent before the fault strikes; by
     default, half of them.
+
+    An unpaced stream without a fault is written in pieces of about WRITE_BYTES (one,
+    mostly), taken from `blocks` when it is given: the same frames already run together
+    (bytes, events, content chunks), as `StreamedAnswer.blocks` makes them.
     """
+    if fault is None and offsets is None:
+        frame_by_frame = ((data, 1, kind == "content") for kind, data in zip(kinds, frames, strict=True))
+        return _whole(blocks(WRITE_BYTES) if blocks else frame_by_frame, done)
+    if fault is None and offsets is not None:  # paced: a write per frame, made by C iterators (no Python frame a chunk)
+        writes = map(Step, repeat("write"), frames, offsets, map(_CONTENT.get, kinds, repeat(0)), repeat(1))
+        return chain((Step("headers"),), writes, (Step("eof", done, None, 0, 1),))
     steps = _stream_steps(kinds, frames, offsets, done, fault, error_frame)
     return _drip(steps, fault) if fault is not None and fault.kind == "drip" else steps
+
+
+def _whole(blocks: Iterable[tuple[bytes, int, int]], done: bytes) -> Iterator[Step]:
+    """Headers, the blocks as writes of at least WRITE_BYTES, the last with `done` and the end."""
+    yield Step("headers")
+    batch: list[bytes] = []
+    size = events = content = 0
+    for data, n, c in blocks:
+        batch.append(data)
+        size += len(data)
+        events += n
+        content += c
+        if size >= WRITE_BYTES:
+            yield Step("write", b"".join(batch), None, content, events)
+            batch, size, events, content = [], 0, 0, 0
+    batch.append(done)
+    yield Step("eof", batch[0] if len(batch) == 1 else b"".join(batch), None, content, events + 1)
+
+
+def written(plan: Callable[[], Iterable[Step]], limit: int) -> bytes:
+    """The first `limit` bytes a plan writes: how the journal keeps an answer made again
+    from what it was made of, rather than its bytes (plans are pure: the same bytes again)."""
+    out: list[bytes] = []
+    size = 0
+    for step in plan():
+        if size >= limit:
+            break
+        if step.writes:
+            out.append(step.data)
+            size += len(step.data)
+    return b"".join(out)[:limit]
 
 
 def _stream_steps(kinds, frames, offsets, done, fault, error_frame) -> Iterator[Step]:
     kind = fault.kind if fault else None
     content_count = kinds.count("content")
-    if kind is None and offsets is None:  # unpaced and whole: written in pieces of WRITE_BYTES (one, mostly)
-        yield Step("headers")
-        batch: list[bytes] = []
-        size = content = 0
-        for frame_kind, data in zip(kinds, frames, strict=False):
-            batch.append(data)
-            size += len(data)
-            content += frame_kind == "content"
-            if size >= WRITE_BYTES:
-                yield Step("write", b"".join(batch), content=content)
-                batch, size, content = [], 0, 0
-        batch.append(done)
-        yield from (Step("write", b"".join(batch), content=content), Step("eof"))
-        return
     if kind == "reset":
         yield from (Step("pause", seconds=fault.after_ms / 1000), STRIKE, Step("abort"))
         return
@@ -122,29 +160,29 @@ def _stream_steps(kinds, frames, offsets, done, fault, error_frame) -> Iterator[
                 yield from _hold(fault)
                 return
             if kind == "error_event":
-                yield from (STRIKE, Step("write", error_frame), Step("eof"))
+                yield from (STRIKE, Step("write", error_frame, None, 0, 1), Step("eof"))
                 return
             if kind == "malformed_chunk":  # the broken half instead of the chunk: its content is lost
-                yield from (STRIKE, Step("write", data[: len(data) // 2] + b"\n\n", at))
+                yield from (STRIKE, Step("write", data[: len(data) // 2] + b"\n\n", at, 0, 1))
                 sent += 1
                 continue
         if frame_kind == "finish" and kind == "no_finish":
             yield STRIKE
             continue
         if frame_kind != "content":
-            yield Step("write", data, at)
+            yield Step("write", data, at, 0, 1)
             continue
         cut = _inside_multibyte(data) if kind == "split_utf8" and sent >= after else None
         if cut is not None:
             yield from (STRIKE, Step("write", data[:cut], at, 1), Step("pause", seconds=SPLIT_PAUSE_S), Step("write", data[cut:]))
             kind = None  # once
         else:
-            yield Step("write", data, at, 1)
+            yield Step("write", data, at, 1, 1)
         if kind == "duplicate_chunk" and sent == after:
-            yield from (STRIKE, Step("write", data, at))
+            yield from (STRIKE, Step("write", data, at, 0, 1))
         sent += 1
     if kind != "no_done":
-        yield Step("write", done)
+        yield Step("write", done, None, 0, 1)
     else:
         yield STRIKE
     yield Step("eof")

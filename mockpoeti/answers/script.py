@@ -52,10 +52,12 @@ class Timing:
     min_ms: float | None = None
     max_ms: float | None = None
 
-    def draw(self, rnd: random.Random) -> float:
-        """Seconds: fixed, lognormal around the median, or uniform in [min, max]."""
+    def draw(self, rnd: random.Random | None) -> float:
+        """Seconds: fixed, lognormal around the median, or uniform in [min, max] (`rnd`: None for a fixed one)."""
         if self.fixed_ms is not None:
             ms = self.fixed_ms
+        elif rnd is None:
+            raise ValueError("a timing that is drawn needs a random generator")
         elif self.median_ms is not None:
             ms = self.median_ms * math.exp(self.sigma * rnd.gauss(0, 1)) if self.sigma else self.median_ms
         else:
@@ -75,6 +77,11 @@ class Pacing:
     first_chunk: Timing | None = None
     interval: Timing | None = None
     jitter_ms: float = 0.0
+
+    @property
+    def drawn(self) -> bool:
+        """Are its deadlines drawn at random (a jitter, or a timing not fixed)?"""
+        return bool(self.jitter_ms) or any(t is not None and t.fixed_ms is None for t in (self.first_chunk, self.interval))
 
 
 @dataclass(frozen=True, slots=True)

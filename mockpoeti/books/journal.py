@@ -8,7 +8,7 @@ runs never do, and formatting every call's entry up front costs throughput.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,13 +49,13 @@ class JournalEntry:
     near_misses: list[dict] | None = None  # no rule answered: the closest, worked out when it was logged
     id: int = 0
     timeline: Timeline | None = None  # a stream's (or a broken body's) writes, as the SSE writer marked them
-    answer: bytes | None = None  # the answer's first bytes (None: no body went out)
+    answer: bytes | Callable[[], bytes] | None = None  # the answer's first bytes, or what makes them (None: no body went out)
     answer_size: int = 0  # the whole answer's length
 
     def answer_json(self) -> dict:
         """The answer's body as the request-log page shows it: JSON when all of it was kept
         and it is JSON, else its text cut short; keys masked to their prefix either way."""
-        answer = self.answer
+        answer = self.answer() if callable(self.answer) else self.answer
         if answer is None:
             return {"response_body": None}
         out = {"response_body": redact(_kept(answer, self.answer_size))}
@@ -69,11 +69,14 @@ class JournalEntry:
         cls, at: float, method: str, path: str, query: Mapping[str, str], query_length: int, headers: Mapping[str, str],
         header_bytes: int, raw: bytes | None, authenticated: bool, endpoint: str | None, status: int | None,
         response_headers: Mapping[str, str], trace_id: str, duration_ms: float, note: dict, monotonic_s: float,
-        near_misses: list[dict] | None, timeline: Timeline | None, answer: bytes | None, answer_size: int,
+        near_misses: list[dict] | None, timeline: Timeline | None, answer: bytes | Callable[[], bytes] | None,
+        answer_size: int,
     ) -> JournalEntry:
         """An entry that keeps at most the journal's share of what the client sent and got.
         (Positional, as is the entry made here: one per request, and a call of twenty
-        keywords costs three times one of twenty positions.)"""
+        keywords costs three times one of twenty positions.) The answer's bytes are copied:
+        orjson writes into a buffer of 4 KiB at least and never shrinks it, so a 600-byte
+        answer kept as written would hold 4 KiB for as long as the journal keeps it."""
         cap = JOURNAL_BODY_BYTES if authenticated else JOURNAL_BODY_BYTES_UNAUTHENTICATED
         return cls(
             at, method, path if len(path) <= JOURNAL_URL_CHARS else clip(path, JOURNAL_URL_CHARS),
@@ -81,7 +84,7 @@ class JournalEntry:
             headers if header_bytes <= JOURNAL_HEADER_BYTES else _first(headers, JOURNAL_HEADER_BYTES),
             raw if raw is None or len(raw) <= cap else raw[:cap], 0 if raw is None else len(raw),
             endpoint, status, response_headers, trace_id, duration_ms, note, monotonic_s, near_misses, 0, timeline,
-            answer if answer is None or len(answer) <= JOURNAL_ANSWER_BYTES else answer[:JOURNAL_ANSWER_BYTES], answer_size,
+            answer if not isinstance(answer, bytes) else b"".join((answer[:JOURNAL_ANSWER_BYTES], b"")), answer_size,
         )
 
     @property

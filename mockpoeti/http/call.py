@@ -6,11 +6,15 @@ journal entry in one place (`pipeline.finish`) when the request ends.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
+from functools import partial
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from multidict import istr
 
+from mockpoeti.answers.faults import Step, written
 from mockpoeti.base.errors import ApiError
 from mockpoeti.base.jsonio import parse_json
 from mockpoeti.books.journal import JOURNAL_ANSWER_BYTES
@@ -19,6 +23,9 @@ from mockpoeti.http.cors import allow_origin
 from mockpoeti.http.wire import read_raw
 
 METRICS_PATH = "/metrics"
+# Header names every answer carries, made case-insensitive once: a name given as a plain str is
+# made so again for each answer, and kept with it (~70 bytes a name a journal entry).
+TRACE_ID, REQUEST_ID = istr("X-Trace-ID"), istr("x-request-id")
 
 if TYPE_CHECKING:
     from mockpoeti.answers.chat_request import ChatRequest
@@ -31,27 +38,33 @@ if TYPE_CHECKING:
 
 class Delivery:
     """What actually went out on the wire, as the SSE writer saw it: counts, the stream's
-    timeline (`books/timeline.py`), and the answer's first bytes for the journal."""
+    timeline (`books/timeline.py`), and for the journal the answer's first bytes: the
+    writes that hold them, or, for a plan that `replay` makes again, nothing until the
+    journal is read (a stream's frames are ~200 bytes a chunk; what they are made of, a
+    few)."""
 
     __slots__ = (
         "bytes_sent", "chunks_sent", "completed", "content_chunks", "events_sent", "headers_sent", "interrupted", "kept",
-        "tail", "timeline",
+        "replay", "tail", "timeline",
     )
 
-    def __init__(self, content_chunks: int = 0) -> None:
+    def __init__(self, content_chunks: int = 0, replay: Callable[[], Iterable[Step]] | None = None) -> None:
         self.content_chunks = content_chunks  # how many the answer has (0: a whole body)
+        self.replay = replay
         self.headers_sent = False
         self.chunks_sent = 0
         self.bytes_sent = 0
         self.completed = False
         self.interrupted = False
         self.events_sent = 0  # SSE events (each `data: ...` and a blank line), `data: [DONE]` included
-        self.timeline = Timeline()
-        self.kept: list[bytes] = []  # the writes that hold the answer's first bytes, for the journal
+        self.timeline = Timeline(replay)
+        self.kept: list[bytes] = []  # the writes that hold the answer's first bytes, for the journal (without `replay`)
         self.tail = b""  # the last two bytes written: a blank line may be split between writes
 
-    def answer(self) -> bytes:
-        """The first `JOURNAL_ANSWER_BYTES` of what was written."""
+    def answer(self) -> bytes | Callable[[], bytes]:
+        """The first `JOURNAL_ANSWER_BYTES` of what was written, or what makes them."""
+        if self.replay is not None:
+            return partial(written, self.replay, min(self.bytes_sent, JOURNAL_ANSWER_BYTES))
         kept = self.kept[0] if len(self.kept) == 1 else b"".join(self.kept)
         return kept[:JOURNAL_ANSWER_BYTES]
 
@@ -208,8 +221,8 @@ class Call:
         headers (rate limits, scripted ones), CORS. Called just before the headers go
         out, by the pipeline or the SSE writer."""
         headers = response.headers
-        headers["X-Trace-ID"] = self.trace_id
-        headers.setdefault("x-request-id", self.trace_id)
+        headers[TRACE_ID] = self.trace_id
+        headers.setdefault(REQUEST_ID, self.trace_id)
         if self.extra_headers:
             headers.update(self.extra_headers)
         allow_origin(response)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 EXPOSED = (
     "X-Trace-ID, x-request-id, Retry-After, "
@@ -27,5 +27,5 @@ def preflight(request: web.BaseRequest) -> web.Response:
 
 def allow_origin(response: web.StreamResponse) -> None:
     """Every answer may be read by any origin (unless a scenario said otherwise)."""
-    response.headers.setdefault("Access-Control-Allow-Origin", "*")
-    response.headers.setdefault("Access-Control-Expose-Headers", EXPOSED)
+    response.headers.setdefault(hdrs.ACCESS_CONTROL_ALLOW_ORIGIN, "*")
+    response.headers.setdefault(hdrs.ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSED)

@@ -195,7 +195,7 @@ def journal_entry(call: Call, response: web.StreamResponse | None, status: int |
     if call.unknown_fields:
         note["unknown_fields"] = list(call.unknown_fields)
     delivery = call.delivery
-    answer: bytes | None = None
+    answer: bytes | Callable[[], bytes] | None = None
     answer_size = 0
     if delivery is not None:
         note["delivery"] = delivery.to_json()

@@ -1,5 +1,6 @@
-"""Server-Sent Events on the wire: framing, deadline pacing, and carrying out
-the plans of `faults.py` (for streams and for whole bodies alike).
+"""Server-Sent Events on the wire: deadline pacing, and carrying out the plans of
+`faults.py` (for streams and for whole bodies alike) with what each write carried
+noted for the books. The events themselves come framed (`answers/completion.py`).
 
 Chunks are paced to absolute deadlines (arrival + first_chunk + i x interval),
 never `sleep(interval)` after each write, so timing does not drift under load.
@@ -12,44 +13,49 @@ import contextlib
 import random
 import socket
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from itertools import accumulate, chain, repeat
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from multidict import istr
 
+from mockpoeti.answers.completion import DONE
 from mockpoeti.answers.faults import Step
 from mockpoeti.answers.script import Pacing
-from mockpoeti.base.jsonio import encode
 from mockpoeti.books.journal import JOURNAL_ANSWER_BYTES
+from mockpoeti.books.timeline import BLANK_LINE, events_ended
 from mockpoeti.http.call import Call, Delivery
 
-DONE = b"data: [DONE]\n\n"
 YIELD_AFTER_BYTES = 64 * 1024  # a write this large gives the loop to other clients before the next
-HEADERS = {
-    "Content-Type": "text/event-stream; charset=utf-8",
-    "Cache-Control": "no-cache",
-    "Connection": "keep-alive",
-    "X-Accel-Buffering": "no",
+HEADERS = {  # (case-insensitive names made once, not for each stream: see call.TRACE_ID)
+    hdrs.CONTENT_TYPE: "text/event-stream; charset=utf-8",
+    hdrs.CACHE_CONTROL: "no-cache",
+    hdrs.CONNECTION: "keep-alive",
+    istr("X-Accel-Buffering"): "no",
 }
 
 
-def frame(data: dict | bytes) -> bytes:
-    """One SSE event: a chunk, or a chunk already serialised."""
-    return b"".join((b"data: ", data if isinstance(data, bytes) else encode(data), b"\n\n"))
-
-
-def offsets(kinds: list[str], pacing: Pacing | None, rnd: random.Random) -> Iterator[float | None] | None:
+def offsets(kinds: list[str], pacing: Pacing | None, rnd: random.Random | None) -> Iterator[float | None] | None:
     """Send time of each frame, in seconds after the request arrived (None = at
-    once), drawn as the frames are; None for a stream nothing paces.
+    once), drawn as the frames are (`rnd`: None when nothing is, `Pacing.drawn`);
+    None for a stream nothing paces.
 
     Content frames are paced; the role frame goes at once; the closing frames
     follow the last content frame without delay.
     """
     if pacing is None or (pacing.first_chunk is None and pacing.interval is None):
         return None
+    if not pacing.drawn and "content" in kinds:
+        first, count = kinds.index("content"), kinds.count("content")
+        if kinds[first + count - 1] == "content":  # in one run (as a stream's are): the deadlines are sums, made in C
+            start = pacing.first_chunk.draw(None) if pacing.first_chunk else 0.0
+            interval = pacing.interval.draw(None) if pacing.interval else 0.0
+            deadlines = map(max, repeat(0.0), accumulate(repeat(interval, count - 1), initial=start))
+            return chain(repeat(None, first), deadlines, repeat(None, len(kinds) - first - count))
     return _deadlines(kinds, pacing, rnd)
 
 
-def _deadlines(kinds: list[str], pacing: Pacing, rnd: random.Random) -> Iterator[float | None]:
+def _deadlines(kinds: list[str], pacing: Pacing, rnd: random.Random | None) -> Iterator[float | None]:
     deadline = None
     for kind in kinds:
         if kind != "content":
@@ -59,54 +65,75 @@ def _deadlines(kinds: list[str], pacing: Pacing, rnd: random.Random) -> Iterator
             deadline = pacing.first_chunk.draw(rnd) if pacing.first_chunk else 0.0
         else:
             deadline += pacing.interval.draw(rnd) if pacing.interval else 0.0
-        jitter = rnd.uniform(-pacing.jitter_ms, pacing.jitter_ms) / 1000 if pacing.jitter_ms else 0.0
+        jitter = rnd.uniform(-pacing.jitter_ms, pacing.jitter_ms) / 1000 if pacing.jitter_ms and rnd else 0.0
         yield max(0.0, deadline + jitter)
 
 
-async def perform(call: Call, response: web.StreamResponse, steps: Iterable[Step], content_chunks: int = 0) -> web.StreamResponse:
+async def perform(
+    call: Call, response: web.StreamResponse, steps: Iterable[Step], content_chunks: int = 0,
+    replay: Callable[[], Iterable[Step]] | None = None,
+) -> web.StreamResponse:
     """Carry out a plan, noting on the call what was sent and whether the client left.
 
     A client that leaves is noticed by aiohttp, which cancels this handler: a held
-    line needs no polling, and the cancellation reaches the pipeline, which records it."""
+    line needs no polling, and the cancellation reaches the pipeline, which records it.
+    `replay` makes the same plan again: the journal then keeps it, not the bytes written."""
     loop = asyncio.get_running_loop()
     request = call.request
     arrived = call.arrived
-    sent = call.delivery = Delivery(content_chunks)
+    sent = call.delivery = Delivery(content_chunks, replay)
+    timeline = sent.timeline
     try:
-        for step in steps:
-            if step.op == "headers":
-                if step.length is not None:
-                    response.content_length = step.length
+        for op, data, at, content, events, seconds, length in steps:
+            if op == "write" or (op == "eof" and data):
+                if at is not None:
+                    delay = arrived + at - loop.time()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                if op == "eof":  # the last bytes and the end in one send
+                    await response.write_eof(data)
+                    sent.completed = True
+                else:
+                    await response.write(data)
+                size = len(data)
+                sent.bytes_sent += size
+                sent.chunks_sent += content
+                if timeline.sse:
+                    if events is None:  # pieces of events (a fault's): counted
+                        events, sent.tail = events_ended(data, sent.tail), data[-2:]
+                    else:  # whole events, as planned: the write ends with a blank line
+                        sent.tail = BLANK_LINE
+                    sent.events_sent += events
+                    if data.endswith(DONE):
+                        timeline.done = True
+                else:
+                    events = 0
+                timeline.mark((loop.time() - arrived) * 1000, None if at is None else at * 1000, events, content)
+                if replay is None and sent.bytes_sent - size < JOURNAL_ANSWER_BYTES:  # what was written before this one
+                    sent.kept.append(data)
+                if size >= YIELD_AFTER_BYTES:  # a fast reader never makes a write wait: let others in
+                    await asyncio.sleep(0)
+            elif op == "headers":
+                if length is not None:
+                    response.content_length = length
                 call.stamp(response)
                 await response.prepare(request)
                 call.stream = response
                 sent.headers_sent = True
-                sent.timeline.sse = response.content_type == "text/event-stream"
-                sent.timeline.headers_ms = (loop.time() - arrived) * 1000
-            elif step.op == "write":
-                if step.at is not None:
-                    delay = arrived + step.at - loop.time()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                data = step.data
-                await response.write(data)
-                sent.bytes_sent += len(data)
-                sent.chunks_sent += step.content
-                note_write(sent, data, step.content, (loop.time() - arrived) * 1000, step.at)
-                if len(data) >= YIELD_AFTER_BYTES:  # a fast reader never makes a write wait: let others in
-                    await asyncio.sleep(0)
-            elif step.op == "pause":
-                await asyncio.sleep(step.seconds or 0)
-            elif step.op == "hold":
-                await (asyncio.sleep(step.seconds) if step.seconds is not None else loop.create_future())
-            elif step.op == "abort":
+                timeline.sse = response.content_type == "text/event-stream"
+                timeline.headers_ms = (loop.time() - arrived) * 1000
+            elif op == "pause":
+                await asyncio.sleep(seconds or 0)
+            elif op == "hold":
+                await (asyncio.sleep(seconds) if seconds is not None else loop.create_future())
+            elif op == "abort":
                 _abort(request)
                 break
-            elif step.op == "eof":
+            elif op == "eof":
                 await response.write_eof()
                 sent.completed = True
-            elif step.op == "strike":
-                sent.timeline.fault_ms = (loop.time() - arrived) * 1000
+            elif op == "strike":
+                timeline.fault_ms = (loop.time() - arrived) * 1000
     except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError):
         sent.interrupted = True
     except asyncio.CancelledError:
@@ -115,24 +142,6 @@ async def perform(call: Call, response: web.StreamResponse, steps: Iterable[Step
     if not response.prepared:  # reset or hang before any header: nothing was answered
         call.stream = response
     return response
-
-
-def note_write(sent: Delivery, data: bytes, content: int, at_ms: float, planned_s: float | None) -> None:
-    """One write went out `at_ms` after arrival (planned for `planned_s` after it; None: at
-    once): counted in SSE events, marked on the timeline, its bytes kept for the journal."""
-    events = 0
-    timeline = sent.timeline
-    if timeline.sse:
-        events = data.count(b"\n\n")
-        if data[:1] == b"\n" and sent.tail[-1:] == b"\n" and sent.tail != b"\n\n":  # a blank line split in two writes
-            events += 1
-        sent.tail = data[-2:]
-        sent.events_sent += events
-        if data.endswith(DONE):
-            timeline.done = True
-    timeline.mark(at_ms, None if planned_s is None else planned_s * 1000, events, content)
-    if sent.bytes_sent - len(data) < JOURNAL_ANSWER_BYTES:  # what was written before this one
-        sent.kept.append(data)
 
 
 def _abort(request: web.BaseRequest) -> None:

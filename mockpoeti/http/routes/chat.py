@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from functools import partial
 
 from aiohttp import web
 
 from mockpoeti.answers.chat_request import ChatRequest, parse_chat_request
-from mockpoeti.answers.completion import Completion, apply_script, build_completion, stream_chunks
-from mockpoeti.answers.faults import plan_stream
+from mockpoeti.answers.completion import DONE, Completion, StreamedAnswer, apply_script, build_completion, frame, replayable
+from mockpoeti.answers.faults import Step, plan_stream
 from mockpoeti.answers.generate import language_of
 from mockpoeti.answers.misbehaviour import misbehave
+from mockpoeti.answers.script import Fault, Pacing
 from mockpoeti.answers.templating import TemplateTooLargeError, render
 from mockpoeti.base.errors import ApiError
 from mockpoeti.base.secrets import mask_header, mask_param
 from mockpoeti.http.call import Call
-from mockpoeti.http.sse import DONE, HEADERS, frame, offsets, perform
+from mockpoeti.http.sse import HEADERS, offsets, perform
 from mockpoeti.http.wire import encoded_response, error_body
 
 
@@ -40,15 +43,28 @@ async def _stream(call: Call, chat: ChatRequest, completion: Completion) -> web.
     respond = call.respond
     pacing = respond.pacing if respond else None
     fault = respond.fault if respond and respond.fault and not respond.fault.of_the_model else None  # the model's: done
-    kinds, chunks = stream_chunks(completion, chat.include_usage, pacing.chunk if pacing else "token")
-    rnd = random.Random(call.seed if respond else 0)
     error_frame = b""
     if fault is not None:
         call.fault = fault.kind
         error_frame = frame(error_body(call.state.catalog, ApiError(fault.error, fault.message))[1])
-    steps = plan_stream(kinds, map(frame, chunks), offsets(kinds, pacing, rnd), DONE, fault, error_frame)
+    answer = StreamedAnswer(completion, chat.include_usage, pacing.chunk if pacing else "token")
+    steps = _plan(completion, chat.include_usage, pacing, call.seed, fault, error_frame, answer)
+    # A short answer is kept by the journal as what makes the same plan again, not as the bytes written.
+    replay = partial(_plan, completion, chat.include_usage, pacing, call.seed, fault, error_frame) if replayable(
+        completion) else None
     status = respond.status if respond and respond.status and respond.status < 400 else 200
-    return await perform(call, web.StreamResponse(status=status, headers=HEADERS), steps, kinds.count("content"))
+    return await perform(call, web.StreamResponse(status=status, headers=HEADERS), steps, answer.kinds.count("content"), replay)
+
+
+def _plan(completion: Completion, include_usage: bool, pacing: Pacing | None, seed: int, fault: Fault | None,
+          error_frame: bytes, answer: StreamedAnswer | None = None) -> Iterator[Step]:
+    """The stream's plan: a pure function of what it is given (made again, the same)."""
+    answer = answer or StreamedAnswer(completion, include_usage, pacing.chunk if pacing else "token")
+    deadlines = None
+    if pacing is not None:  # a generator is seeded only when something is drawn: it is 2.5 KB, and ~5 us to seed
+        deadlines = offsets(answer.kinds, pacing, random.Random(seed) if pacing.drawn else None)
+    frames = answer.frames() if deadlines is not None or fault is not None else ()  # (else: written from its blocks)
+    return plan_stream(answer.kinds, frames, deadlines, DONE, fault, error_frame, answer.blocks)
 
 
 def _scripted_content(call: Call, chat: ChatRequest) -> str | None:
