@@ -79,6 +79,11 @@ class Pacing:
     jitter_ms: float = 0.0
 
     @property
+    def paces(self) -> bool:
+        """Does it time the chunks (rather than only say how the text is cut)?"""
+        return self.first_chunk is not None or self.interval is not None
+
+    @property
     def drawn(self) -> bool:
         """Are its deadlines drawn at random (a jitter, or a timing not fixed)?"""
         return bool(self.jitter_ms) or any(t is not None and t.fixed_ms is None for t in (self.first_chunk, self.interval))

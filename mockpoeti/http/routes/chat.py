@@ -18,7 +18,7 @@ from mockpoeti.answers.templating import TemplateTooLargeError, render
 from mockpoeti.base.errors import ApiError
 from mockpoeti.base.secrets import mask_header, mask_param
 from mockpoeti.http.call import Call
-from mockpoeti.http.sse import HEADERS, offsets, perform
+from mockpoeti.http.sse import HEADERS, WholeStream, offsets, perform
 from mockpoeti.http.wire import encoded_response, error_body
 
 
@@ -53,7 +53,8 @@ async def _stream(call: Call, chat: ChatRequest, completion: Completion) -> web.
     replay = partial(_plan, completion, chat.include_usage, pacing, call.seed, fault, error_frame) if replayable(
         completion) else None
     status = respond.status if respond and respond.status and respond.status < 400 else 200
-    return await perform(call, web.StreamResponse(status=status, headers=HEADERS), steps, answer.kinds.count("content"), replay)
+    kind = web.StreamResponse if fault is not None or (pacing is not None and pacing.paces) else WholeStream
+    return await perform(call, kind(status=status, headers=HEADERS), steps, answer.kinds.count("content"), replay)
 
 
 def _plan(completion: Completion, include_usage: bool, pacing: Pacing | None, seed: int, fault: Fault | None,
