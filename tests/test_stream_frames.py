@@ -6,6 +6,8 @@ a stream, the bytes the client read."""
 from __future__ import annotations
 
 import math
+import re
+import socket
 from array import array
 from dataclasses import replace
 
@@ -196,3 +198,38 @@ def test_a_paced_plan_made_by_iterators_is_the_one_drawn_frame_by_frame(pacing, 
     assert fast == drawn
     assert [type(step.at) for step in fast] == [type(step.at) for step in drawn]
     assert sum(step.content for step in fast) == answer.kinds.count("content")
+
+
+def _raw_answer(url: str, key: str, body: dict) -> bytes:
+    """The answer's bytes off the socket, HTTP framing included."""
+    host, port = url.removeprefix("http://").split(":")
+    sent = orjson.dumps(body)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n"
+                     b"Authorization: Bearer %b\r\nContent-Length: %d\r\n\r\n%b" % (key.encode(), len(sent), sent))
+        return b"".join(iter(lambda: sock.recv(65536), b""))
+
+
+def test_a_stream_sent_whole_is_framed_on_the_wire_as_a_paced_one(poeti):
+    """A stream nothing paces goes out in one send, its headers with its events: the same
+    headers in the same order, the same chunked framing, as a paced stream's."""
+    poeti.stub({"content": "one two three", "stream": {"chunk": "word"}}, message="whole")
+    poeti.stub({"content": "one two three", "stream": {"chunk": "word", "interval_ms": 1}}, message="paced")
+    answers = {}
+    for message in ("whole", "paced"):
+        raw = _raw_answer(poeti.url, poeti.api_key, {"model": "gpt-4o", "stream": True,
+                                                     "messages": [{"role": "user", "content": message}]})
+        head, _, chunked = raw.partition(b"\r\n\r\n")
+        events = b""
+        while True:  # the chunked framing, undone
+            size, _, rest = chunked.partition(b"\r\n")
+            if int(size, 16) == 0:
+                assert rest == b"\r\n"
+                break
+            events, chunked = events + rest[: int(size, 16)], rest[int(size, 16) + 2 :]
+        names = [line.split(b":")[0] for line in head.split(b"\r\n")[1:]]
+        answers[message] = names, re.sub(rb'"(id|created)":[^,]*', b"", events)
+
+    assert answers["whole"] == answers["paced"]
+    assert b"Transfer-Encoding" in answers["whole"][0]
+    assert answers["whole"][1].endswith(DONE) and answers["whole"][1].count(b"\n\n") == 6

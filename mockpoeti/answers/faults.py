@@ -8,6 +8,7 @@ writer carries it out. A plan without a fault is simply the honest answer.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from itertools import chain, repeat
 from typing import NamedTuple
 
@@ -39,6 +40,7 @@ class Step(NamedTuple):
 
 
 STRIKE = Step("strike")
+_STEP: Callable[[tuple], Step] = partial(tuple.__new__, Step)  # a Step of all its fields, made in C (Step() is a Python call)
 _CONTENT = {"content": 1}  # content chunks in a frame of each kind
 
 
@@ -97,8 +99,8 @@ def plan_stream(
         frame_by_frame = ((data, 1, kind == "content") for kind, data in zip(kinds, frames, strict=True))
         return _whole(blocks(WRITE_BYTES) if blocks else frame_by_frame, done)
     if fault is None and offsets is not None:  # paced: a write per frame, made by C iterators (no Python frame a chunk)
-        writes = map(Step, repeat("write"), frames, offsets, map(_CONTENT.get, kinds, repeat(0)), repeat(1))
-        return chain((Step("headers"),), writes, (Step("eof", done, None, 0, 1),))
+        fields = zip(repeat("write"), frames, offsets, map(_CONTENT.get, kinds, repeat(0)), repeat(1), repeat(None), repeat(None))
+        return chain((Step("headers"),), map(_STEP, fields), (Step("eof", done, None, 0, 1),))
     steps = _stream_steps(kinds, frames, offsets, done, fault, error_frame)
     return _drip(steps, fault) if fault is not None and fault.kind == "drip" else steps
 
