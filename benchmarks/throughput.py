@@ -5,7 +5,9 @@ Measured three ways, in alternating rounds:
 - the same body every time (what a memo of answers can serve);
 - a new prompt in every request (load.py's MARKER numbered per request), on both servers;
 - mockpoeti with a scenario active whose rules answer none of the requests, against
-  mockpoeti without one (both with new prompts): what an unanswered request costs.
+  mockpoeti without one (both with new prompts): what an unanswered request costs;
+- mockpoeti with 100 stubs (added through `POST /__admin/stubs`) that answer none of them,
+  against mockpoeti without: what a test suite that registers many stubs pays on every call.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "What i
 NEW_PROMPT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"What is the capital of France? ({MARKER})"}]}
 NEW_PROMPT_TARGET = 0.60  # issue 10.6: x the bare handler
 SCENARIO_MISS_TARGET = 0.90  # issue 10.6: x mockpoeti without a scenario
+STUBS_MISS_TARGET = 0.85  # issue 20: x mockpoeti without stubs
+MISSING_STUBS = 100
 
 # Rules that answer none of the benchmark's calls, each missing in another way (model,
 # message, header, stream, key, body, endpoint): the near-misses an unanswered request has.
@@ -42,6 +46,33 @@ rules:
   - {match: {endpoint: usage}, respond: {error: service_unavailable}}
   - {match: {endpoint: chat, model: "gpt-4o", message: "capital"}, respond: {content: "gpt-4o only"}}
 """
+
+
+# Stubs that answer none of the benchmark's calls, missing in the same ways as MISSING_RULES
+# (a stub without an endpoint answers chat calls), each one's values its own.
+STUB_KINDS = (
+    lambda i: {"match": {"model": f"claude-{i}-*"}, "respond": "claude"},
+    lambda i: {"match": {"message": f"refund {i}"}, "respond": "refund"},
+    lambda i: {"match": {"message": f"/^order {i}-[0-9]+$/"}, "respond": "order"},
+    lambda i: {"match": {"headers": {"x-tenant": f"acme-{i}-*"}}, "respond": "acme"},
+    lambda i: {"match": {"stream": True, "message": f"topic {i}"}, "respond": "streamed"},
+    lambda i: {"match": {"key": f"sk-poeti-acme{i}-*"}, "respond": "acme key"},
+    lambda i: {"match": {"body": {"user": f"alice-{i}"}}, "respond": "alice"},
+    lambda i: {"match": {"last_role": "tool", "message": f"tool {i}"}, "respond": "after a tool"},
+    lambda i: {"match": {"endpoint": "usage", "headers": {"x-stub": str(i)}}, "respond": {"error": "service_unavailable"}},
+    lambda i: {"match": {"model": "gpt-4o", "message": "capital"}, "name": f"gpt-4o only {i}", "respond": "gpt-4o only"},
+)
+
+
+def missing_stubs(count: int) -> list[dict]:
+    return [STUB_KINDS[i % len(STUB_KINDS)](i) for i in range(count)]
+
+
+def add_stubs(server: Server, stubs: list[dict]) -> None:
+    for stub in stubs:
+        status, data = call(server.url, "POST", "/__admin/stubs", stub, server.api_key)
+        if status != 201:
+            raise RuntimeError(f"{server.name}: a stub was refused ({status}): {data[:300]!r}")
 
 
 def cpu_per_request_us(loads: list[Load]) -> float:
@@ -65,19 +96,23 @@ def run(plan: Plan) -> list[Row]:
         scenario = Path(folder) / "no-answer.yaml"
         scenario.write_text(MISSING_RULES, encoding="utf-8")
         with Server("bare", reference_serve()) as bare, Server("mockpoeti", mockpoeti_serve()) as mock, \
-                Server("scenario", mockpoeti_serve("--scenario", str(scenario))) as missed:
-            for server in (bare, mock, missed):
+                Server("scenario", mockpoeti_serve("--scenario", str(scenario))) as missed, \
+                Server("stubs", mockpoeti_serve()) as stubbed:
+            add_stubs(stubbed, missing_stubs(MISSING_STUBS))
+            for server in (bare, mock, missed, stubbed):
                 check_answers(server, CHAT)
             same = alternate(plan, [bare, mock], lambda server, seconds: load_requests(server, PATH, CHAT, plan, seconds))
-            new = alternate(plan, [bare, mock, missed],
+            new = alternate(plan, [bare, mock, missed, stubbed],
                             lambda server, seconds: load_requests(server, PATH, NEW_PROMPT, plan, seconds))
-            for server, runs in ((mock, same["mockpoeti"] + new["mockpoeti"]), (missed, new["scenario"])):
+            for server, runs in ((mock, same["mockpoeti"] + new["mockpoeti"]), (missed, new["scenario"]),
+                                 (stubbed, new["stubs"])):
                 answered, traced = sum(load.ok for load in runs), recorded(server)
                 if traced < answered:
                     raise RuntimeError(f"{server.name}: state recording is off: {answered} chat calls answered, {traced} traced")
-            status, data = call(missed.url, "GET", "/__admin/requests", None, missed.api_key)
-            if status != 200 or any(entry.get("rule") for entry in json.loads(data)["requests"]):
-                raise RuntimeError(f"the scenario's rules answered some requests: {data[:300]!r}")
+            for server in (missed, stubbed):
+                status, data = call(server.url, "GET", "/__admin/requests", None, server.api_key)
+                if status != 200 or any(entry.get("rule") for entry in json.loads(data)["requests"]):
+                    raise RuntimeError(f"{server.name}: its rules answered some requests: {data[:300]!r}")
     tool = f"wrk -t2 -c{plan.connections}" if plan.loadgen == "wrk" else f"load.py -c{plan.connections}"
     rounds = f"best of {plan.rounds}"
     errors = {name: sum(load.errors for load in same.get(name, []) + new[name]) for name in new}
@@ -89,8 +124,12 @@ def run(plan: Plan) -> list[Row]:
         ratio_row(f"{SECTION}.scenario_miss", SECTION,
                   "new prompts, a scenario whose 10 rules answer none (baseline: no scenario)",
                   best(new["scenario"]).rps, best(new["mockpoeti"]).rps, "req/s", at_least=SCENARIO_MISS_TARGET),
-        zero(f"{SECTION}.errors", SECTION, f"errors over all runs (scenario: {errors['scenario']})",
-             errors["mockpoeti"] + errors["scenario"], errors["bare"]),
+        ratio_row(f"{SECTION}.stubs_miss", SECTION,
+                  f"new prompts, {MISSING_STUBS} stubs that answer none (baseline: no stubs)",
+                  best(new["stubs"]).rps, best(new["mockpoeti"]).rps, "req/s", at_least=STUBS_MISS_TARGET),
+        zero(f"{SECTION}.errors", SECTION,
+             f"errors over all runs (scenario: {errors['scenario']}, stubs: {errors['stubs']})",
+             errors["mockpoeti"] + errors["scenario"] + errors["stubs"], errors["bare"]),
         info(f"{SECTION}.cpu", SECTION, "server CPU per chat call, new prompts", cpu_per_request_us(new["mockpoeti"]), "us",
              cpu_per_request_us(new["bare"]), cpu_per_request_us(new["mockpoeti"]) / cpu_per_request_us(new["bare"])),
     ]

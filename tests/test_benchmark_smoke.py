@@ -21,7 +21,7 @@ TIMEOUT_S = 120
 pytestmark = pytest.mark.skipif(not (ROOT / "benchmarks").is_dir(), reason="the benchmarks are in a checkout, not in the sdist")
 
 MEASURES = {
-    "throughput": ["rps", "rps_new_prompt", "scenario_miss", "errors", "cpu"],
+    "throughput": ["rps", "rps_new_prompt", "scenario_miss", "stubs_miss", "errors", "cpu"],
     "streaming": ["time", "cpu", "errors"],
     "pacing": ["lateness", "drift", "first_chunk", "errors", "heavy_errors", "heavy_lateness", "heavy_drift", "heavy_cpu",
                "heavy_untuned_gc"],

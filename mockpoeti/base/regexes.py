@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import re
 import time
-from fnmatch import fnmatchcase
+from collections.abc import Callable
+from fnmatch import fnmatchcase, translate
 from functools import cache
 from typing import Any
 
@@ -90,6 +91,26 @@ def glob_holds(text: str, pattern: str) -> bool:
     return len(text) <= MAX_GLOB_TEXT and fnmatchcase(text, pattern)
 
 
+def glob_shape(pattern: str) -> tuple[str, str]:
+    """What a glob asks, when a string method can say it: ("exact", s) for a plain string,
+    ("prefix", s) for `s*`, ("suffix", s) for `*s`, ("infix", s) for `*s*` (any run of `*`);
+    ("other", pattern) for the rest. For a text of at most MAX_GLOB_TEXT characters,
+    startswith/endswith/`in` answer exactly what fnmatchcase does (its `*` matches newlines too)."""
+    if not is_glob(pattern):
+        return "exact", pattern
+    core = pattern.strip("*")
+    if is_glob(core):
+        return "other", pattern
+    if not pattern.startswith("*"):
+        return "prefix", core
+    return ("infix", core) if pattern.endswith("*") else ("suffix", core)
+
+
+def glob_matcher(pattern: str) -> Callable[[str], Any]:
+    """fnmatchcase's own test for `pattern`, compiled once (for a text of at most MAX_GLOB_TEXT)."""
+    return re.compile(translate(pattern)).match
+
+
 def search(compiled: Any, text: str) -> bool:
     """Does `compiled` (from compile_linear) occur in `text`?"""
     try:
@@ -98,10 +119,96 @@ def search(compiled: Any, text: str) -> bool:
         return compiled.search(text.encode("utf-8", "surrogatepass")) is not None
 
 
+_METACHARACTERS = frozenset("\\.^$|?*+()[]{}")
+_QUANTIFIERS = frozenset("?*+{")
+# escapes that take more than the one character after the backslash (octal digits, \x41, \pL,
+# \Q...\E, ...): `required_text` does not read patterns that hold one
+_ARGUMENT_ESCAPE = re.compile(r"\\[^dDwWsSbBAzntrfv\W]")
+
+
+def required_text(pattern: str) -> str:
+    """A substring of every text `pattern` (RE2 syntax) occurs in, or "" when it cannot tell:
+    its longest run of plain characters outside any group, class or repetition. Read only
+    for patterns without alternation (`|` anywhere) and without flags or special groups
+    (`(?`), where each such character must appear, in order; an escape, class or group ends
+    a run and is not looked into. A search for a pattern whose required text is not in the
+    message can say no without RE2."""
+    if "|" in pattern or "(?" in pattern or _ARGUMENT_ESCAPE.search(pattern):
+        return ""
+    best, run, depth, i, n = "", [], 0, 0, len(pattern)
+    while i < n:
+        ch = pattern[i]
+        if depth == 0 and ch not in _METACHARACTERS:
+            run.append(ch)
+            i += 1
+            continue
+        if run and depth == 0 and ch in _QUANTIFIERS:
+            run.pop()  # the quantifier makes the character before it optional or repeated
+        if depth == 0 and len(run) > len(best):
+            best = "".join(run)
+        run = []
+        if ch == "\\":
+            i += 2
+        elif ch == "[":
+            i = _class_end(pattern, i)
+        elif ch == "(":
+            depth += 1
+            i += 1
+        elif ch == ")":
+            depth = max(depth - 1, 0)
+            i += 1
+        elif ch == "{" and depth == 0:
+            close = pattern.find("}", i)
+            i = n if close < 0 else close + 1
+        else:
+            i += 1
+    return best if len(run) <= len(best) else "".join(run)
+
+
+def _class_end(pattern: str, start: int) -> int:
+    """Just past the character class that opens at `start` (a `]` first in it is a member;
+    `[:alpha:]` names inside it hold a `]` of their own)."""
+    i, n = start + 1, len(pattern)
+    if i < n and pattern[i] == "^":
+        i += 1
+    if i < n and pattern[i] == "]":
+        i += 1
+    while i < n:
+        ch = pattern[i]
+        if ch == "\\":
+            i += 2
+        elif ch == "[" and pattern.startswith("[:", i):
+            close = pattern.find(":]", i + 2)
+            i = n if close < 0 else close + 2
+        elif ch == "]":
+            return i + 1
+        else:
+            i += 1
+    return n
+
+
+def search_encoded(compiled: Any, data: bytes) -> bool:
+    """`search` on a text already encoded (UTF-8, lone surrogates passed): several regexes, one encoding."""
+    return compiled.search(data) is not None
+
+
+def encoded(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
+
+
+def either(regexes: list[Any]) -> Any:
+    """One RE2 regex that occurs in a text where any of `regexes` does (their alternation), so
+    that one search says "none" for all of them; None when it would be larger than one regex may be."""
+    try:
+        return compile_linear("|".join(f"(?:{regex.pattern})" for regex in regexes))
+    except PatternError:
+        return None
+
+
 def search_all(regexes: dict[str, Any], text: str) -> dict[str, bool]:
     """Each regex's verdict on `text`, the text encoded once. RE2 releases the GIL while it
     searches: run in a worker thread, a costly search keeps nobody else waiting."""
-    data = text.encode("utf-8", "surrogatepass")
+    data = encoded(text)
     return {pattern: compiled.search(data) is not None for pattern, compiled in regexes.items()}
 
 

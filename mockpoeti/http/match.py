@@ -72,7 +72,7 @@ async def request_view(call: Call, playbook: Playbook) -> RequestView:
     body = await call.peek()
     key = call.key
     view = view_of(call.endpoint, call.method, call.path, call.headers, body, key.secret if key else None)
-    if view.verdicts is not None and playbook.regex_work(view) > MAX_LOOP_REGEX_WORK:
+    if playbook.regex_work(view) > MAX_LOOP_REGEX_WORK:
         view.verdicts.update(await asyncio.to_thread(search_all, playbook.message_regexes(), view.message))
     return view
 

@@ -186,7 +186,7 @@ def journal_entry(call: Call, response: web.StreamResponse | None, status: int |
     playbook = call.playbook
     if playbook is not None:
         note["rule"] = call.rule
-        if call.rule is None and call.view is not None and playbook.rules:
+        if call.rule is None and call.view is not None and playbook.has_rules:
             near_misses = playbook.near_misses(call.view)
     if call.fault is not None:
         note["fault"] = call.fault

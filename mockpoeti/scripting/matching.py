@@ -8,78 +8,84 @@ so `reset` rewinds it (and drops the stubs).
 
 from __future__ import annotations
 
-import bisect
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, NamedTuple
+from functools import partial
+from typing import Any
 
 from mockpoeti.answers.chat_request import message_text
 from mockpoeti.answers.generate import derive_seed
 from mockpoeti.answers.script import Respond
-from mockpoeti.base.endpoints import ENDPOINTS
 from mockpoeti.base.errors import ConfigError
 from mockpoeti.base.regexes import glob_holds, is_glob, search
+from mockpoeti.scripting.rule_index import Each, Family, Globs, Messages, RuleIndex, Subsets, Values, fewest, first, is_flat
 from mockpoeti.scripting.scenario import Match, Rule, Scenario
 
 
-class RequestView(NamedTuple):
-    """What matching may look at: plain data, no aiohttp. (A tuple: one is made for every
-    request a scenario sees, and tuples are made several times faster than frozen dataclasses.)"""
+class RequestView:
+    """What matching may look at: plain data, no aiohttp, read from the request once: `message`
+    (the last user message's text), `last_role`, `turn` (how many user messages), `after_tool`
+    (the function whose result the last message is, "" when no call names it). The declared
+    tools' function names (`tools`) are read when a condition first asks."""
 
-    endpoint: str | None
-    method: str
-    path: str
-    headers: Mapping[str, str]  # looked up by lower-case name
-    body: Any = None
-    key: str | None = None
-    model: str | None = None
-    stream: bool = False
-    message: str = ""
-    last_role: str | None = None
-    tools: tuple[str, ...] = ()  # the declared tools' function names ("" for a tool without one)
-    turn: int = 0  # how many user messages the request carries
-    after_tool: str | None = None  # the function whose result is the last message ("" when no call names it)
-    verdicts: dict[str, bool] | None = None  # message regex -> found in `message`: each is searched once per request
+    __slots__ = ("_tools", "after_tool", "body", "endpoint", "headers", "key", "last_role", "message", "method",
+                 "misses", "model", "path", "stream", "turn", "verdicts")
+
+    def __init__(
+        self, endpoint: str | None, method: str, path: str, headers: Mapping[str, str], body: Any = None,
+        key: str | None = None,
+    ) -> None:
+        self.endpoint, self.method, self.path, self.headers, self.body, self.key = endpoint, method, path, headers, body, key
+        self.verdicts: dict[str, bool] = {}  # message regex -> found in `message`: each is searched once per request
+        self.misses: Any = None  # what the playbook's indexes found this request fails (Playbook.decide)
+        self._tools: tuple[str, ...] | None = None
+        model, stream, message, last_role, turn, after_tool = None, False, "", None, 0, None
+        if isinstance(body, dict):
+            model = body.get("model")
+            if not isinstance(model, str):
+                model = None
+            stream = body.get("stream") is True
+            raw = body.get("messages")
+            if isinstance(raw, list):
+                last = user = None  # one pass over the messages
+                for m in raw:
+                    if isinstance(m, dict):
+                        last = m
+                        if m.get("role") == "user":
+                            user = m
+                            turn += 1
+                if last is not None:
+                    role = last.get("role")
+                    last_role = role if isinstance(role, str) else None
+                    if user is not None:
+                        message = message_text(user)
+                    if last_role in ("tool", "function"):
+                        after_tool = answered_tool([m for m in raw if isinstance(m, dict)])
+        self.model: str | None = model
+        self.stream: bool = stream
+        self.message: str = message
+        self.last_role: str | None = last_role
+        self.turn: int = turn
+        self.after_tool: str | None = after_tool
+
+    @property
+    def tools(self) -> tuple[str, ...]:
+        tools = self._tools
+        if tools is None:
+            declared = self.body.get("tools") if isinstance(self.body, dict) else None
+            tools = self._tools = tuple(_tool_name(t) for t in declared) if isinstance(declared, list) else ()
+        return tools
 
 
 def view_of(
     endpoint: str | None, method: str, path: str, headers: Mapping[str, str], body: Any, key: str | None = None
 ) -> RequestView:
     """A RequestView from the parts of a request (live, or from the journal)."""
-    model, stream, message, last_role, turn, after_tool = None, False, "", None, 0, None
-    tools: tuple[str, ...] = ()
-    if isinstance(body, dict):
-        model = body.get("model") if isinstance(body.get("model"), str) else None
-        stream = body.get("stream") is True
-        raw = body.get("messages")
-        messages = [m for m in raw if isinstance(m, dict)] if isinstance(raw, list) else []
-        if messages:
-            last_role = messages[-1].get("role") if isinstance(messages[-1].get("role"), str) else None
-            message = next((message_text(m) for m in reversed(messages) if m.get("role") == "user"), "")
-            turn = sum(1 for m in messages if m.get("role") == "user")
-            if last_role in ("tool", "function"):
-                after_tool = answered_tool(messages)
-        declared = body.get("tools")
-        if isinstance(declared, list) and declared:
-            tools = tuple(_tool_name(t) for t in declared)
-    return RequestView(
-        endpoint=endpoint,
-        method=method,
-        path=path,
-        # a case-insensitive mapping (the request's own multidict) is used as it is
-        headers=headers if hasattr(headers, "getall") else {k.lower(): v for k, v in headers.items()},
-        body=body,
-        key=key,
-        model=model,
-        stream=stream,
-        message=message,
-        last_role=last_role,
-        tools=tools,
-        turn=turn,
-        after_tool=after_tool,
-        verdicts={},
-    )
+    # a case-insensitive mapping (the request's own multidict) is used as it is
+    if not hasattr(headers, "getall"):
+        headers = {k.lower(): v for k, v in headers.items()}
+    return RequestView(endpoint, method, path, headers, body, key)
 
 
 def answered_tool(messages: list[dict]) -> str:
@@ -125,6 +131,11 @@ class Condition:
     def explain(self, view: RequestView) -> str:
         raise NotImplementedError
 
+    def sieve(self) -> tuple[Hashable, Callable[[], Family], Any]:
+        """How a RuleIndex holds it: its family's name, a maker of that family, and what it wants
+        (by default asked one by one, with `holds`)."""
+        return "each", Each, self
+
 
 class Equals(Condition):
     """endpoint, method, stream, last_role: the request's value, exactly."""
@@ -139,6 +150,9 @@ class Equals(Condition):
 
     def explain(self, view: RequestView) -> str:
         return f"{self.field}: wanted {self.wanted}, got {getattr(view, self.field)}"
+
+    def sieve(self) -> tuple[Hashable, Callable[[], Family], Any]:
+        return ("=", self.field), partial(Values, self.field), self.wanted
 
 
 class Glob(Condition):
@@ -158,6 +172,9 @@ class Glob(Condition):
 
     def explain(self, view: RequestView) -> str:
         return f"{self.field}: wanted {self.pattern}, got {getattr(view, self.field)}"
+
+    def sieve(self) -> tuple[Hashable, Callable[[], Family], Any]:
+        return ("glob", self.field), partial(Globs, self.field, none_is_empty=True), self.pattern
 
 
 class Key(Glob):
@@ -183,8 +200,6 @@ class Message(Condition):
         if isinstance(wanted, str):
             return wanted in view.message
         verdicts = view.verdicts
-        if verdicts is None:
-            return search(wanted, view.message)
         found = verdicts.get(wanted.pattern)
         if found is None:
             found = verdicts[wanted.pattern] = search(wanted, view.message)
@@ -193,6 +208,9 @@ class Message(Condition):
     def explain(self, view: RequestView) -> str:
         shown = self.wanted if isinstance(self.wanted, str) else f"/{self.wanted.pattern}/"
         return f"message: wanted {shown!r}, got {view.message[:80]!r}"
+
+    def sieve(self) -> tuple[Hashable, Callable[[], Family], Any]:
+        return "message", Messages, self.wanted
 
 
 def message_regexes(conditions: Iterator[Condition] | tuple[Condition, ...]) -> Iterator[Any]:
@@ -215,6 +233,9 @@ class Header(Condition):
     def explain(self, view: RequestView) -> str:
         return f"headers.{self.name}: wanted {self.pattern!r}, got {view.headers.get(self.name)!r}"
 
+    def sieve(self) -> tuple[Hashable, Callable[[], Family], Any]:
+        return ("header", self.name), partial(Globs, header=self.name), self.pattern
+
 
 class Body(Condition):
     """A JSON subset of the body."""
@@ -229,6 +250,9 @@ class Body(Condition):
 
     def explain(self, view: RequestView) -> str:
         return "body: does not contain the wanted subset"
+
+    def sieve(self) -> tuple[Hashable, Callable[[], Family], Any]:
+        return ("body", Subsets, self.wanted) if is_flat(self.wanted) else super().sieve()
 
 
 class Tools(Condition):
@@ -268,6 +292,9 @@ class Turn(Condition):
     def explain(self, view: RequestView) -> str:
         return f"turn: wanted {self.wanted}, got {view.turn} (user messages)"
 
+    def sieve(self) -> tuple[Hashable, Callable[[], Family], Any]:
+        return ("=", "turn"), partial(Values, "turn"), self.wanted
+
 
 class AfterTool(Condition):
     """The last message is the result of a call to a function whose name matches a glob."""
@@ -286,6 +313,9 @@ class AfterTool(Condition):
         else:
             got = f"a result of {view.after_tool or 'a call the conversation does not show'}"
         return f"after_tool: wanted a result of {self.pattern}, got {got}"
+
+    def sieve(self) -> tuple[Hashable, Callable[[], Family], Any]:
+        return "after_tool", partial(Globs, "after_tool"), self.pattern
 
 
 def conditions_of(match: Match, endpoint: bool = True) -> tuple[Condition, ...]:
@@ -370,6 +400,7 @@ class Stubs:
         self._by_id: dict[int, Stub] = {}
         self._next_id = 1
         self.regex_size = 0  # RE2 instructions of the stubs' message regexes, together
+        self._tried: Tried | None = None  # made again on the first request after a change
 
     def add(self, rule: Rule, spec: dict) -> Stub:
         if len(self._by_id) >= MAX_STUBS:
@@ -379,6 +410,7 @@ class Stubs:
         self._by_id[stub.id] = stub
         self._next_id += 1
         self.regex_size += _size(stub.conditions)
+        self._tried = None
         return stub
 
     def get(self, stub_id: int) -> Stub | None:
@@ -388,16 +420,27 @@ class Stubs:
         stub = self._by_id.pop(stub_id, None)
         if stub is not None:
             self.regex_size -= _size(stub.conditions)
+            self._tried = None
         return stub
 
     def clear(self) -> int:
         count = len(self._by_id)
         self._by_id.clear()
         self.regex_size = 0
+        self._tried = None
         return count
 
     def newest_first(self) -> Iterator[Stub]:
         return reversed(self._by_id.values())
+
+    def tried(self) -> Tried | None:
+        """The stubs as they are tried, indexed (made again after a stub came or went); None when there are none."""
+        tried = self._tried
+        if tried is None and self._by_id:
+            stubs = tuple(self.newest_first())
+            tried = self._tried = Tried([stub.rule for stub in stubs], [stub.conditions for stub in stubs],
+                                        sum(1 << i for i, stub in enumerate(stubs) if stub.used_up), stubs)
+        return tried
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -411,8 +454,44 @@ def _cut(text: str) -> str:
     return text if len(text) <= MAX_DIFFERENCE_CHARS else text[: MAX_DIFFERENCE_CHARS - 1] + "…"
 
 
+# a near miss before it is told: the rule's label, its conditions that failed, and "times: used up ..." or ""
+Missed = tuple[str, tuple[Condition, ...], str]
+MAX_PLANS = 256  # sets of near misses a playbook keeps by what the request failed
+
+
 def _size(conditions: tuple[Condition, ...]) -> int:
     return sum(regex.programsize for regex in message_regexes(conditions))
+
+
+class Tried:
+    """Rules in the order they are tried (the stubs, or the scenarios' rules), indexed: bit i
+    is rules[i]; `spent` has the ones used up (`times`), a difference of their own in a near miss."""
+
+    __slots__ = ("index", "rules", "spent", "stubs")
+
+    def __init__(self, rules: list[Rule], conditions: list[tuple[Condition, ...]], spent: int,
+                 stubs: tuple[Stub, ...] = ()) -> None:
+        self.rules, self.spent, self.stubs = rules, spent, stubs
+        self.index = RuleIndex(conditions)
+
+    def match(self, view: RequestView) -> tuple[list[int], int]:
+        """What the request fails (`RuleIndex.failing`), and the first live rule it matches (-1 for none)."""
+        misses, missed = self.index.failing(view)
+        return misses, first(self.index.everyone & ~(missed | self.spent))
+
+    def used(self, i: int, uses: int) -> None:
+        """Rule i answered, `uses` times now: used up when that is its `times`."""
+        times = self.rules[i].times
+        if times is not None and uses >= times:
+            self.spent |= 1 << i
+
+    def missed(self, i: int, misses: list[int]) -> Missed:
+        """What kept rule i from answering: its label, the conditions that failed (in the order
+        listed, as many as a near miss shows), and being used up."""
+        failed = tuple(condition for condition, at in self.index.places[i] if misses[at] >> i & 1)
+        rule = self.rules[i]
+        used_up = f"times: used up after {rule.times}" if self.spent >> i & 1 and len(failed) < MAX_DIFFERENCES else ""
+        return _cut(rule.label), failed[:MAX_DIFFERENCES], used_up
 
 
 class Playbook:
@@ -422,22 +501,13 @@ class Playbook:
         self.seed = seed
         self.scenario_rules: list[Rule] = [rule for s in self.scenarios for rule in s.rules]
         self.uses = [0] * len(self.scenario_rules)
-        self._times = [rule.times for rule in self.scenario_rules]
-        self._limited = any(t is not None for t in self._times)
-        # a rule is tried only for the endpoint it names (below), so that condition holds already
-        self._conditions = [conditions_of(rule.match, endpoint=False) for rule in self.scenario_rules]
-        # ... but a near miss says when it differed (made once, so scoring a miss rebuilds nothing)
-        self._explained = [
-            conditions if rule.match.endpoint is None else (Equals("endpoint", rule.match.endpoint), *conditions)
-            for rule, conditions in zip(self.scenario_rules, self._conditions, strict=True)
-        ]
+        # each rule's conditions, in the order a miss lists them
+        self._conditions = [conditions_of(rule.match) for rule in self.scenario_rules]
+        self._tried: Tried | None = None  # indexed on the first request: a reset that no request follows is cheap
+        self._plans: dict[tuple, list[Missed]] = {}  # near misses by what a request failed (`near_misses`)
+        self._plans_of: Tried | None = None  # ... against these stubs
         # a scenario's own seed, when it has one, makes its answers the same on any server
         self._seeds = [s.seed if s.seed is not None else seed for s in self.scenarios for _ in s.rules]
-        # Rules that name an endpoint are only tried for it: matching stays flat as rules grow.
-        self._candidates = {
-            endpoint: [i for i, r in enumerate(self.scenario_rules) if r.match.endpoint in (endpoint, None)]
-            for endpoint in (*ENDPOINTS, None)
-        }
         self._chaos = [
             (
                 s.name,
@@ -460,6 +530,11 @@ class Playbook:
         return bool(self.stubs or self.scenario_rules or self._chaos)
 
     @property
+    def has_rules(self) -> bool:
+        """Some stub or scenario rule could answer (or come close)."""
+        return bool(self.stubs or self.scenario_rules)
+
+    @property
     def rules(self) -> list[Rule]:
         """Every rule in the order they are tried: the stubs newest first, then the scenarios'."""
         if not self.stubs:
@@ -472,31 +547,46 @@ class Playbook:
 
     def decide(self, view: RequestView) -> Decision | None:
         """The first live rule that matches answers (and is used up by one): stubs, newest
-        first, then the scenarios' rules in order; else chaos may strike."""
-        if self.stubs:
-            for stub in self.stubs.newest_first():
-                if not stub.used_up and holds(stub.conditions, view):
-                    n = stub.calls
-                    stub.calls = n + 1
-                    respond = stub.rule.responses[min(n, len(stub.rule.responses) - 1)]
-                    return Decision(stub.rule.label, respond, derive_seed(self.seed, "stub", stub.id, n))
-        for i in self._candidates.get(view.endpoint, self._candidates[None]):
-            rule = self.scenario_rules[i]
-            if rule.times is not None and self.uses[i] >= rule.times:
-                continue
-            if holds(self._conditions[i], view):
+        first, then the scenarios' rules in order; else chaos may strike. Which rules the
+        request fails is kept on the view, for its near misses."""
+        stubs = self.stubs.tried()
+        stub_misses: list[int] = []
+        if stubs is not None:
+            stub_misses, i = stubs.match(view)
+            if i >= 0:
+                stub = stubs.stubs[i]
+                n = stub.calls
+                stub.calls = n + 1
+                stubs.used(i, n + 1)
+                respond = stub.rule.responses[min(n, len(stub.rule.responses) - 1)]
+                return Decision(stub.rule.label, respond, derive_seed(self.seed, "stub", stub.id, n))
+        rules = self._rules()
+        rule_misses: list[int] = []
+        if rules is not None:
+            rule_misses, i = rules.match(view)
+            if i >= 0:
+                rule = self.scenario_rules[i]
                 n = self.uses[i]
                 self.uses[i] = n + 1
+                rules.used(i, n + 1)
                 respond = rule.responses[min(n, len(rule.responses) - 1)]
                 return Decision(rule.label, respond, derive_seed(self._seeds[i], i, n))
+        view.misses = (self, stubs, stub_misses, rule_misses)
         for name, chaos, conditions, rnd in self._chaos:
             if holds(conditions, view) and rnd.random() < chaos.rate:
                 return Decision(f"{name}/chaos", rnd.choice(chaos.responses), rnd.getrandbits(32))
         return None
 
+    def _rules(self) -> Tried | None:
+        tried = self._tried
+        if tried is None and self.scenario_rules:
+            tried = self._tried = Tried(self.scenario_rules, self._conditions, 0)
+        return tried
+
     def regex_work(self, view: RequestView) -> int:
         """At worst, how much RE2 work (~5 ns a unit) matching this request's message could take."""
-        return (self._regex_size + self.stubs.regex_size) * len(view.message)
+        size = self._regex_size + self.stubs.regex_size
+        return size * len(view.message) if size else 0
 
     def message_regexes(self) -> dict[str, Any]:
         """Every distinct `message` regex the stubs, rules and chaos may search, by pattern."""
@@ -508,41 +598,52 @@ class Playbook:
 
     def near_misses(self, view: RequestView, limit: int = 3) -> list[dict]:
         """The rules (stubs included) that came closest, with what differed: for the journal
-        and assertions. Changes nothing. Each rule's conditions are the ones built when it was
-        loaded, a rule stops being scored once it misses more than the `limit` closest so far,
-        and only those few are explained: a miss against thousands of rules costs little more
-        than matching them, and one against ten a few microseconds."""
-        stubs = list(self.stubs.newest_first()) if self.stubs else []
-        first = len(stubs)  # scenario rules come after the stubs
-        uses, times = self.uses, self._times
-        tried = [stub.conditions for stub in stubs] + self._explained if stubs else self._explained
-        spent = [int(stub.used_up) for stub in stubs]  # 1 for a rule used up: that is a difference too
-        if self._limited:
-            spent += [int(t is not None and u >= t) for t, u in zip(times, uses, strict=True)]
+        and assertions. Changes nothing. A rule's misses are its conditions that fail (and
+        being used up); the closest are the fewest misses, ties in the order rules are tried.
+        What the request fails comes from the indexes, as `decide` found it when no stub came
+        or went since. Which rules come closest and which of their conditions failed follows
+        from that alone, and is kept by it: only the telling is done per request."""
+        stubs, rules = self.stubs.tried(), self._rules()
+        found = view.misses
+        if found is not None and found[0] is self and found[1] is stubs:
+            stub_misses, rule_misses = found[2], found[3]
         else:
-            spent += [0] * len(times)
-        best: list[tuple[int, int]] = []  # (misses, order) of the closest so far, closest first
-        worst = 1 << 30  # what a rule must miss less than to be among them
-        for order, conditions in enumerate(tried):
-            misses = spent[order]
-            for condition in conditions:
-                if not condition.holds(view):
-                    misses += 1
-                    if misses >= worst:
-                        break
-            if misses < worst:  # ties go to the rule tried first, as they are listed
-                bisect.insort(best, (misses, order))
-                if len(best) > limit:
-                    best.pop()
-                if len(best) == limit:
-                    worst = best[-1][0]
+            stub_misses = stubs.index.failing(view)[0] if stubs is not None else []
+            rule_misses = rules.index.failing(view)[0] if rules is not None else []
+        if self._plans_of is not stubs:  # the stubs changed: what was kept named rules of the old ones
+            self._plans.clear()
+            self._plans_of = stubs
+        key = (limit, *stub_misses, stubs.spent if stubs is not None else 0, -1, *rule_misses,
+               rules.spent if rules is not None else 0)
+        plan = self._plans.get(key)
+        if plan is None:
+            if len(self._plans) >= MAX_PLANS:
+                self._plans.clear()
+            plan = self._plans[key] = self._closest(stubs, stub_misses, rules, rule_misses, limit)
         out = []
-        for _, order in best:
-            rule = stubs[order].rule if order < first else self.scenario_rules[order - first]
-            diffs = [c.explain(view) for c in tried[order] if not c.holds(view)]
-            if spent[order]:
-                diffs.append(f"times: used up after {rule.times}")
-            out.append({"rule": _cut(rule.label), "differences": [_cut(d) for d in diffs[:MAX_DIFFERENCES]]})
+        for label, failed, used_up in plan:
+            diffs = []
+            for condition in failed:
+                text = condition.explain(view)
+                diffs.append(text if len(text) <= MAX_DIFFERENCE_CHARS else _cut(text))
+            if used_up:
+                diffs.append(used_up)
+            out.append({"rule": label, "differences": diffs})
+        return out
+
+    @staticmethod
+    def _closest(stubs: Tried | None, stub_misses: list[int], rules: Tried | None, rule_misses: list[int],
+                 limit: int) -> list[Missed]:
+        closest: list[tuple[int, int, int]] = []  # (misses, 0 for a stub and 1 for a rule, its place)
+        if stubs is not None:
+            closest += [(n, 0, i) for n, i in fewest([*stub_misses, stubs.spent], stubs.index.everyone, limit)]
+        if rules is not None:
+            closest += [(n, 1, i) for n, i in fewest([*rule_misses, rules.spent], rules.index.everyone, limit)]
+        out = []
+        for _, is_rule, i in sorted(closest)[:limit]:
+            tried = rules if is_rule else stubs
+            assert tried is not None
+            out.append(tried.missed(i, rule_misses if is_rule else stub_misses))
         return out
 
     def describe(self) -> list[dict]:

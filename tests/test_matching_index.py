@@ -1,0 +1,193 @@
+"""The playbook's indexes answer what the conditions themselves say.
+
+`Playbook.decide` and `near_misses` find which rules a request fails through an index
+(`scripting/rule_index.py`) instead of asking every condition of every rule. Here both are
+checked against the plain reading of the rules, condition by condition (each condition's
+own `holds` and `explain`): on thousands of requests drawn at random against rules drawn at
+random from the same pools (globs of every shape, substrings and regexes, headers, subsets
+with numbers that compare equal across types, tools, turns, `times`), stubs and scenario
+rules together, while stubs come and go and rules are used up.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from mockpoeti.base.catalog import load_catalog
+from mockpoeti.scripting.loader import parse_scenario, parse_stub
+from mockpoeti.scripting.matching import MAX_DIFFERENCES, Playbook, _cut, conditions_of, view_of
+from mockpoeti.scripting.rule_index import fewest
+
+CODES = set(load_catalog().errors)
+MODELS = ["gpt-4o", "gpt-4o-mini", "claude-3", "claude-3-opus", "o1", "", "x" * 5000]
+MODEL_GLOBS = ["gpt-4o", "gpt-4o*", "*mini", "*4o*", "claude-?", "claude-[0-9]*", "*", "o1", "gpt-*-mini", "x*"]
+MESSAGES = ["What is the capital of France?", "order 42", "refund please", "REFUND", "天气怎么样", "", "capital"]
+MESSAGE_WANTS = ["capital", "refund", "/^order [0-9]+$/", "/(?i)refund/", "/天气|weather/", "/capital|nothing/",
+                 "France", "/^$/", "/zzz+/"]
+HEADER_VALUES = ["acme-1", "acme-2", "globex", None]
+HEADER_GLOBS = ["acme-*", "acme-1", "*ex", "*cm*", "glob?x"]
+KEYS = ["sk-poeti-acme-1", "sk-poeti-other", None]
+KEY_GLOBS = ["sk-poeti-acme-*", "sk-poeti-other", "*other"]
+USERS = ["alice", "bob", 1, 1.0, True, None, [1], {"a": 1}]
+BODY_WANTS = [{"user": "alice"}, {"user": 1}, {"user": True}, {"user": None}, {"user": "bob", "n": 2},
+              {"meta": {"a": 1}}, {"user": [1]}, {"n": 2.0}]
+
+
+def draw_match(rnd: random.Random) -> dict:
+    match: dict = {}
+    if rnd.random() < 0.9:
+        match["endpoint"] = rnd.choice(["chat", "chat", "usage", "models"])
+    if rnd.random() < 0.64:
+        match["model"] = rnd.choice(MODEL_GLOBS)
+    if rnd.random() < 0.48:
+        match["stream"] = rnd.choice([True, False])
+    if rnd.random() < 0.64:
+        match["message"] = rnd.choice(MESSAGE_WANTS)
+    if rnd.random() < 0.48:
+        match["headers"] = {rnd.choice(["x-tenant", "x-other"]): rnd.choice(HEADER_GLOBS)}
+        if rnd.random() < 0.48:
+            match["headers"]["x-other"] = rnd.choice(HEADER_GLOBS)
+    if rnd.random() < 0.48:
+        match["body"] = rnd.choice(BODY_WANTS)
+    if rnd.random() < 0.32:
+        match["key"] = rnd.choice(KEY_GLOBS)
+    if rnd.random() < 0.32:
+        match["last_role"] = rnd.choice(["user", "tool", "assistant"])
+    if rnd.random() < 0.24:
+        match["tools"] = rnd.choice([True, False, ["get_weather"], ["get_weather", "search"]])
+    if rnd.random() < 0.24:
+        match["turn"] = rnd.choice([1, 2])
+    if rnd.random() < 0.16:
+        match["after_tool"] = rnd.choice(["search*", "get_weather"])
+    if rnd.random() < 0.16:
+        match["path"] = rnd.choice(["/v1/chat/*", "/v1/models", "*usage*"])
+    if rnd.random() < 0.16:
+        match["method"] = rnd.choice(["POST", "GET"])
+    return match
+
+
+def draw_rule(rnd: random.Random) -> dict:
+    rule: dict = {"match": draw_match(rnd), "respond": {"status": 200, "body": {"ok": True}}}
+    if rnd.random() < 0.3:
+        rule["times"] = rnd.choice([1, 2])
+    return rule
+
+
+def draw_request(rnd: random.Random) -> tuple:
+    messages: list = [{"role": "user", "content": rnd.choice(MESSAGES)}]
+    if rnd.random() < 0.4:
+        called = {"name": rnd.choice(["search_web", "get_weather"]), "arguments": "{}"}
+        messages += [{"role": "assistant", "tool_calls": [{"id": "c1", "type": "function", "function": called}]},
+                     {"role": "tool", "tool_call_id": "c1", "content": "result"}]
+    if rnd.random() < 0.3:
+        messages.append({"role": "user", "content": rnd.choice(MESSAGES)})
+    body: dict = {"model": rnd.choice(MODELS), "messages": messages}
+    if rnd.random() < 0.5:
+        body["stream"] = rnd.choice([True, False])
+    if rnd.random() < 0.6:
+        body["user"] = rnd.choice(USERS)
+    if rnd.random() < 0.3:
+        body["n"] = rnd.choice([2, 2.0, 3])
+    if rnd.random() < 0.2:
+        body["meta"] = rnd.choice([{"a": 1}, {"a": 2}, []])
+    if rnd.random() < 0.3:
+        names = rnd.choice([["get_weather"], ["search", "get_weather"]])
+        body["tools"] = [{"type": "function", "function": {"name": name}} for name in names]
+    headers = {"Content-Type": "application/json"}
+    for name in ("X-Tenant", "X-Other"):
+        value = rnd.choice(HEADER_VALUES)
+        if value is not None:
+            headers[name] = value
+    endpoint, method, path = rnd.choice([("chat", "POST", "/v1/chat/completions"), ("usage", "GET", "/api/v1/usage"),
+                                         ("models", "GET", "/v1/models")])
+    return endpoint, method, path, headers, body if rnd.random() < 0.95 else "not a dict", rnd.choice(KEYS)
+
+
+class Plain:
+    """The rules read the plain way: every condition of every rule asked, in order."""
+
+    def __init__(self, playbook: Playbook):
+        self.playbook = playbook
+
+    def tried(self) -> list[tuple[str, tuple, bool, int | None]]:
+        """(label, conditions, used up, times) of every rule in the order they are tried."""
+        book = self.playbook
+        out = [(s.rule.label, conditions_of(s.rule.match), s.used_up, s.rule.times) for s in book.stubs.newest_first()]
+        for i, rule in enumerate(book.scenario_rules):
+            used_up = rule.times is not None and book.uses[i] >= rule.times
+            out.append((rule.label, conditions_of(rule.match), used_up, rule.times))
+        return out
+
+    def decide(self, view) -> str | None:
+        for label, conditions, used_up, _ in self.tried():
+            if not used_up and all(c.holds(view) for c in conditions):
+                return label
+        return None
+
+    def near_misses(self, view, limit: int = 3) -> list[dict]:
+        scored = []
+        for order, (label, conditions, used_up, times) in enumerate(self.tried()):
+            diffs = [c.explain(view) for c in conditions if not c.holds(view)]
+            if used_up:
+                diffs.append(f"times: used up after {times}")
+            scored.append((len(diffs), order, {"rule": _cut(label), "differences": [_cut(d) for d in diffs[:MAX_DIFFERENCES]]}))
+        return [miss for _, _, miss in sorted(scored, key=lambda s: s[:2])[:limit]]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_decide_and_near_misses_agree_with_the_conditions(seed):
+    rnd = random.Random(seed)
+    rules = [draw_rule(rnd) for _ in range(rnd.randint(0, 30))]
+    scenario = parse_scenario({"name": "drawn", "rules": rules}, "drawn.yaml", CODES)
+    playbook = Playbook([scenario], seed=1)
+    plain = Plain(playbook)
+    answered = unanswered = 0
+    for step in range(300):
+        if rnd.random() < 0.1:  # stubs come and go between requests
+            playbook.stubs.add(*parse_stub(draw_rule(rnd), CODES))
+        if rnd.random() < 0.02 and len(playbook.stubs):
+            playbook.stubs.remove(next(iter(playbook.stubs.newest_first())).id)
+        view = view_of(*draw_request(rnd))
+        expected = plain.decide(view)
+        misses = plain.near_misses(view) if expected is None else None
+        decided = view_of(*_same(view))
+        decision = playbook.decide(decided)
+        assert (decision.label if decision else None) == expected, f"step {step}"
+        if expected is None:
+            unanswered += 1
+            assert playbook.near_misses(decided) == misses, f"step {step}"  # from what decide found
+            assert playbook.near_misses(view) == misses, f"step {step}"  # worked out afresh
+        else:
+            answered += 1
+    assert answered >= 5 and unanswered >= 5  # both paths were taken
+
+
+def _same(view) -> tuple:
+    return view.endpoint, view.method, view.path, view.headers, view.body, view.key
+
+
+def test_near_misses_are_worked_out_again_when_a_stub_came_since_the_request_was_matched():
+    playbook = Playbook([], seed=1)
+    playbook.stubs.add(*parse_stub({"match": {"model": "gpt-4o"}, "respond": "four"}, CODES))
+    view = view_of("chat", "POST", "/v1/chat/completions", {}, {"model": "o1", "messages": []})
+    assert playbook.decide(view) is None
+
+    playbook.stubs.add(*parse_stub({"match": {"model": "o1", "stream": True}, "respond": "o1"}, CODES))
+
+    assert playbook.near_misses(view) == [
+        {"rule": "stub#2", "differences": ["stream: wanted True, got False"]},
+        {"rule": "stub#1", "differences": ["model: wanted gpt-4o, got o1"]},
+    ]
+
+
+@pytest.mark.parametrize(("masks", "expected"), [
+    ([], [(0, 0), (0, 1), (0, 2)]),
+    ([0b0001], [(0, 1), (0, 2), (0, 3)]),
+    ([0b1111, 0b0011, 0b0001], [(1, 2), (1, 3), (2, 1)]),
+    ([0b1111, 0b1111, 0b1111, 0b0111, 0b0011], [(3, 3), (4, 2), (5, 0)]),
+    ([0b1110, 0b1110, 0b0110], [(0, 0), (2, 3), (3, 1)]),
+])
+def test_fewest_finds_the_rules_in_fewest_masks_ties_in_order(masks, expected):
+    assert fewest(masks, 0b1111, 3) == expected
