@@ -23,7 +23,7 @@ from mockpoeti.base.regexes import search_all
 from mockpoeti.http.call import Call
 from mockpoeti.http.sse import perform
 from mockpoeti.http.wire import error_response
-from mockpoeti.scripting.matching import Playbook, RequestView, view_of
+from mockpoeti.scripting.matching import Playbook, RequestView
 
 DEFAULT_RETRY_AFTER = {429: "1", 503: "1"}  # so SDKs that honour Retry-After retry promptly
 # RE2 work (~5 ns a unit at worst: message length x regex program size) done on the event loop;
@@ -34,8 +34,12 @@ MAX_LOOP_REGEX_WORK = 4_000_000
 
 async def follow(call: Call, playbook: Playbook, answer: Callable[[Call], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
     call.playbook = playbook
-    call.view = await request_view(call, playbook)
-    decision = playbook.decide(call.view)
+    key = call.key
+    view = call.view = RequestView(call.endpoint, call.method, call.path, call.headers, await call.peek(),
+                                   key.secret if key else None)
+    if playbook.regex_work(view) > MAX_LOOP_REGEX_WORK:
+        view.verdicts.update(await asyncio.to_thread(search_all, playbook.message_regexes(), view.message))
+    decision = playbook.decide(view)
     if decision is None:
         return await answer(call)  # the near misses are worked out when the call is logged
 
@@ -66,15 +70,6 @@ async def follow(call: Call, playbook: Playbook, answer: Callable[[Call], Awaita
     call.fault = respond.fault.kind
     broken = web.StreamResponse(status=response.status, headers={"Content-Type": response.content_type})
     return await perform(call, broken, steps)
-
-
-async def request_view(call: Call, playbook: Playbook) -> RequestView:
-    body = await call.peek()
-    key = call.key
-    view = view_of(call.endpoint, call.method, call.path, call.headers, body, key.secret if key else None)
-    if playbook.regex_work(view) > MAX_LOOP_REGEX_WORK:
-        view.verdicts.update(await asyncio.to_thread(search_all, playbook.message_regexes(), view.message))
-    return view
 
 
 def scripted_headers(respond: Respond, status: int | None) -> dict[str, str]:

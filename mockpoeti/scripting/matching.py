@@ -19,7 +19,7 @@ from mockpoeti.answers.generate import derive_seed
 from mockpoeti.answers.script import Respond
 from mockpoeti.base.errors import ConfigError
 from mockpoeti.base.regexes import glob_holds, is_glob, search
-from mockpoeti.scripting.rule_index import Each, Family, Globs, Messages, RuleIndex, Subsets, Values, fewest, first, is_flat
+from mockpoeti.scripting.rule_index import Each, Family, Globs, Messages, RuleIndex, Subsets, Values, fewest, is_flat
 from mockpoeti.scripting.scenario import Match, Rule, Scenario
 
 
@@ -59,7 +59,8 @@ class RequestView:
                     role = last.get("role")
                     last_role = role if isinstance(role, str) else None
                     if user is not None:
-                        message = message_text(user)
+                        content = user.get("content")
+                        message = content if isinstance(content, str) else message_text(user)
                     if last_role in ("tool", "function"):
                         after_tool = answered_tool([m for m in raw if isinstance(m, dict)])
         self.model: str | None = model
@@ -140,16 +141,17 @@ class Condition:
 class Equals(Condition):
     """endpoint, method, stream, last_role: the request's value, exactly."""
 
-    __slots__ = ("field", "wanted")
+    __slots__ = ("field", "said", "wanted")
 
     def __init__(self, field: str, wanted: object) -> None:
         self.field, self.wanted = field, wanted
+        self.said = f"{field}: wanted {wanted}, got "  # what a miss says, but the request's value
 
     def holds(self, view: RequestView) -> bool:
         return getattr(view, self.field) == self.wanted
 
     def explain(self, view: RequestView) -> str:
-        return f"{self.field}: wanted {self.wanted}, got {getattr(view, self.field)}"
+        return f"{self.said}{getattr(view, self.field)}"
 
     def sieve(self) -> tuple[Hashable, Callable[[], Family], Any]:
         return ("=", self.field), partial(Values, self.field), self.wanted
@@ -159,11 +161,12 @@ class Glob(Condition):
     """path, model: a glob over the request's value (a plain string is compared as it is:
     a scenario of thousands of rules naming models is matched and scored twice as fast)."""
 
-    __slots__ = ("field", "literal", "pattern")
+    __slots__ = ("field", "literal", "pattern", "said")
 
     def __init__(self, field: str, pattern: str) -> None:
         self.field, self.pattern = field, pattern
         self.literal = not is_glob(pattern)
+        self.said = f"{field}: wanted {pattern}, got "
 
     def holds(self, view: RequestView) -> bool:
         if self.literal:
@@ -171,7 +174,7 @@ class Glob(Condition):
         return glob_holds(getattr(view, self.field) or "", self.pattern)
 
     def explain(self, view: RequestView) -> str:
-        return f"{self.field}: wanted {self.pattern}, got {getattr(view, self.field)}"
+        return f"{self.said}{getattr(view, self.field)}"
 
     def sieve(self) -> tuple[Hashable, Callable[[], Family], Any]:
         return ("glob", self.field), partial(Globs, self.field, none_is_empty=True), self.pattern
@@ -190,10 +193,12 @@ class Message(Condition):
     """The last user message: a substring, or a regex (RE2's, from `base.regexes`: linear in the
     message). A regex's verdict is kept on the view: matching and near misses search once."""
 
-    __slots__ = ("wanted",)
+    __slots__ = ("said", "wanted")
 
     def __init__(self, wanted: Any) -> None:
         self.wanted = wanted
+        shown = wanted if isinstance(wanted, str) else f"/{wanted.pattern}/"
+        self.said = f"message: wanted {shown!r}, got "
 
     def holds(self, view: RequestView) -> bool:
         wanted = self.wanted
@@ -206,8 +211,7 @@ class Message(Condition):
         return found
 
     def explain(self, view: RequestView) -> str:
-        shown = self.wanted if isinstance(self.wanted, str) else f"/{self.wanted.pattern}/"
-        return f"message: wanted {shown!r}, got {view.message[:80]!r}"
+        return self.said + repr(view.message[:80])
 
     def sieve(self) -> tuple[Hashable, Callable[[], Family], Any]:
         return "message", Messages, self.wanted
@@ -221,17 +225,18 @@ def message_regexes(conditions: Iterator[Condition] | tuple[Condition, ...]) -> 
 
 
 class Header(Condition):
-    __slots__ = ("name", "pattern")
+    __slots__ = ("name", "pattern", "said")
 
     def __init__(self, name: str, pattern: str) -> None:
         self.name, self.pattern = name, pattern
+        self.said = f"headers.{name}: wanted {pattern!r}, got "
 
     def holds(self, view: RequestView) -> bool:
         value = view.headers.get(self.name)
         return value is not None and glob_holds(value, self.pattern)
 
     def explain(self, view: RequestView) -> str:
-        return f"headers.{self.name}: wanted {self.pattern!r}, got {view.headers.get(self.name)!r}"
+        return self.said + repr(view.headers.get(self.name))
 
     def sieve(self) -> tuple[Hashable, Callable[[], Family], Any]:
         return ("header", self.name), partial(Globs, header=self.name), self.pattern
@@ -400,7 +405,8 @@ class Stubs:
         self._by_id: dict[int, Stub] = {}
         self._next_id = 1
         self.regex_size = 0  # RE2 instructions of the stubs' message regexes, together
-        self._tried: Tried | None = None  # made again on the first request after a change
+        self.tried: Tried | None = None  # the stubs as they are tried, indexed; None when there are none
+        self.stale = False  # a stub came or went since `tried` was made: `index()` makes it again
 
     def add(self, rule: Rule, spec: dict) -> Stub:
         if len(self._by_id) >= MAX_STUBS:
@@ -410,7 +416,7 @@ class Stubs:
         self._by_id[stub.id] = stub
         self._next_id += 1
         self.regex_size += _size(stub.conditions)
-        self._tried = None
+        self.stale = True
         return stub
 
     def get(self, stub_id: int) -> Stub | None:
@@ -420,27 +426,28 @@ class Stubs:
         stub = self._by_id.pop(stub_id, None)
         if stub is not None:
             self.regex_size -= _size(stub.conditions)
-            self._tried = None
+            self.stale = True
         return stub
 
     def clear(self) -> int:
         count = len(self._by_id)
         self._by_id.clear()
         self.regex_size = 0
-        self._tried = None
+        self.stale = True
         return count
 
     def newest_first(self) -> Iterator[Stub]:
         return reversed(self._by_id.values())
 
-    def tried(self) -> Tried | None:
-        """The stubs as they are tried, indexed (made again after a stub came or went); None when there are none."""
-        tried = self._tried
-        if tried is None and self._by_id:
+    def index(self) -> Tried | None:
+        """`tried`, made again if a stub came or went since (on the first request after: adding
+        many stubs one by one indexes them once)."""
+        if self.stale:
             stubs = tuple(self.newest_first())
-            tried = self._tried = Tried([stub.rule for stub in stubs], [stub.conditions for stub in stubs],
-                                        sum(1 << i for i, stub in enumerate(stubs) if stub.used_up), stubs)
-        return tried
+            self.tried = Tried([stub.rule for stub in stubs], [stub.conditions for stub in stubs],
+                               sum(1 << i for i, stub in enumerate(stubs) if stub.used_up), stubs) if stubs else None
+            self.stale = False
+        return self.tried
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -476,8 +483,10 @@ class Tried:
 
     def match(self, view: RequestView) -> tuple[list[int], int]:
         """What the request fails (`RuleIndex.failing`), and the first live rule it matches (-1 for none)."""
-        misses, missed = self.index.failing(view)
-        return misses, first(self.index.everyone & ~(missed | self.spent))
+        index = self.index
+        misses, missed = index.failing(view)
+        live = index.everyone & ~(missed | self.spent)
+        return misses, (live & -live).bit_length() - 1  # the lowest bit: the first tried
 
     def used(self, i: int, uses: int) -> None:
         """Rule i answered, `uses` times now: used up when that is its `times`."""
@@ -527,12 +536,13 @@ class Playbook:
 
     @property
     def active(self) -> bool:
-        return bool(self.stubs or self.scenario_rules or self._chaos)
+        # the stubs' own dict, not len(stubs): asked on every request
+        return bool(self.scenario_rules or self.stubs._by_id or self._chaos)
 
     @property
     def has_rules(self) -> bool:
         """Some stub or scenario rule could answer (or come close)."""
-        return bool(self.stubs or self.scenario_rules)
+        return bool(self.scenario_rules or self.stubs._by_id)
 
     @property
     def rules(self) -> list[Rule]:
@@ -549,7 +559,7 @@ class Playbook:
         """The first live rule that matches answers (and is used up by one): stubs, newest
         first, then the scenarios' rules in order; else chaos may strike. Which rules the
         request fails is kept on the view, for its near misses."""
-        stubs = self.stubs.tried()
+        stubs = self.stubs.index() if self.stubs.stale else self.stubs.tried
         stub_misses: list[int] = []
         if stubs is not None:
             stub_misses, i = stubs.match(view)
@@ -560,7 +570,9 @@ class Playbook:
                 stubs.used(i, n + 1)
                 respond = stub.rule.responses[min(n, len(stub.rule.responses) - 1)]
                 return Decision(stub.rule.label, respond, derive_seed(self.seed, "stub", stub.id, n))
-        rules = self._rules()
+        rules = self._tried
+        if rules is None and self.scenario_rules:
+            rules = self._rules()
         rule_misses: list[int] = []
         if rules is not None:
             rule_misses, i = rules.match(view)
@@ -578,6 +590,7 @@ class Playbook:
         return None
 
     def _rules(self) -> Tried | None:
+        """The scenarios' rules, indexed on first use (None when there are none)."""
         tried = self._tried
         if tried is None and self.scenario_rules:
             tried = self._tried = Tried(self.scenario_rules, self._conditions, 0)
@@ -603,7 +616,8 @@ class Playbook:
         What the request fails comes from the indexes, as `decide` found it when no stub came
         or went since. Which rules come closest and which of their conditions failed follows
         from that alone, and is kept by it: only the telling is done per request."""
-        stubs, rules = self.stubs.tried(), self._rules()
+        stubs = self.stubs.index() if self.stubs.stale else self.stubs.tried
+        rules = self._rules()
         found = view.misses
         if found is not None and found[0] is self and found[1] is stubs:
             stub_misses, rule_misses = found[2], found[3]

@@ -193,25 +193,26 @@ class Messages:
                 for substring in members:
                     if substring in message:
                         holding |= self.substrings[substring]
-        if self.singles or self.groups:
-            holding |= self._found(view.verdicts, message)
+        verdicts = view.verdicts
+        for pattern, compiled, mask, required in self.singles:
+            verdict = verdicts.get(pattern)
+            if verdict is None:
+                verdict = verdicts[pattern] = (not required or required in message) and _holds(compiled, message)
+            if verdict:
+                holding |= mask
+        if self.groups:
+            holding |= self._found(verdicts, message)
         return self.having & ~holding
 
     def _found(self, verdicts: dict[str, bool], message: str) -> int:
         holding = 0
-        for pattern, compiled, mask, required in self.singles:
-            verdict = verdicts.get(pattern)
-            if verdict is None:
-                verdict = verdicts[pattern] = _holds(compiled, required, message)
-            if verdict:
-                holding |= mask
         for key, alternation, members, patterns, needed, none_found in self.groups:
             found = verdicts.get(key)
             if found is None:
                 if patterns <= verdicts.keys():  # searched already (off the loop)
                     found = any(verdicts[pattern] for pattern in patterns)
                 else:  # searched when the text one of them needs is there (or one needs none)
-                    found = (not needed or any(map(message.__contains__, needed))) and _holds(alternation, "", message)
+                    found = (not needed or any(map(message.__contains__, needed))) and _holds(alternation, message)
                 verdicts[key] = found
             if not found:
                 verdicts.update(none_found)
@@ -219,16 +220,13 @@ class Messages:
             for pattern, compiled, mask, required in members:
                 verdict = verdicts.get(pattern)
                 if verdict is None:
-                    verdict = verdicts[pattern] = _holds(compiled, required, message)
+                    verdict = verdicts[pattern] = (not required or required in message) and _holds(compiled, message)
                 if verdict:
                     holding |= mask
         return holding
 
 
-def _holds(compiled: Any, required: str, message: str) -> bool:
-    """Whether the regex occurs in the message: no, without searching, when its required text does not."""
-    if required and required not in message:
-        return False
+def _holds(compiled: Any, message: str) -> bool:
     return search_encoded(compiled, encoded(message))
 
 
@@ -270,11 +268,8 @@ class Subsets:
         self.keys = tuple(self.wanting)
         self.absent = (ABSENT,) * len(self.keys)
 
-    def read(self, body: Any) -> Any:
-        """The body's values at the keys named (ABSENT where it has none), NOT_AN_OBJECT for a body that is not one."""
-        return tuple(map(body.get, self.keys, self.absent)) if isinstance(body, dict) else NOT_AN_OBJECT
-
     def answer(self, values: Any) -> int:
+        """From the body's values at the keys named (ABSENT where it has none), or NOT_AN_OBJECT."""
         if values is NOT_AN_OBJECT:
             return self.having
         failing = 0
@@ -326,7 +321,7 @@ class RuleIndex:
     from one request to the next: their answers are kept by those values (at most
     MAX_SHAPES sets of them, then forgotten at once)."""
 
-    __slots__ = ("attrs", "bodies", "everyone", "families", "headers", "keyed", "places", "shapes", "unkeyed")
+    __slots__ = ("attrs", "bodies", "everyone", "families", "header", "headers", "keyed", "places", "shapes", "unkeyed")
 
     def __init__(self, rules: Sequence[Sequence[Sieved]]) -> None:
         found: dict[tuple[Hashable, int], Any] = {}  # (name, k) -> its family
@@ -356,6 +351,7 @@ class RuleIndex:
         self.places = [tuple((condition, place[id(family)]) for condition, family in mine) for mine in wants]
         self.attrs = _reader([family.source[1] for family in by_source["attr"]])
         self.headers = tuple(family.source[1] for family in by_source["header"])
+        self.header = self.headers[0] if len(self.headers) == 1 else ""  # the one header some rule names
         self.bodies = by_source["body"][0] if by_source["body"] else None  # one at most: a rule has one body
         self.shapes: dict[tuple, tuple[list[int], int]] = {}
         self.everyone = (1 << len(rules)) - 1
@@ -363,11 +359,15 @@ class RuleIndex:
     def failing(self, view: Any) -> tuple[list[int], int]:
         """What each family fails (a mask per family, in `families`' order: a rule's bit is in as
         many as it has misses), and all of them together."""
-        shape = (
-            self.attrs(view) if self.attrs is not None else (),
-            tuple(map(view.headers.get, self.headers)) if self.headers else (),
-            self.bodies.read(view.body) if self.bodies is not None else (),
-        )
+        shape: tuple = self.attrs(view) if self.attrs is not None else ()
+        if self.header:
+            shape += (view.headers.get(self.header),)
+        elif self.headers:
+            shape += tuple(map(view.headers.get, self.headers))
+        bodies = self.bodies
+        if bodies is not None:
+            body = view.body
+            shape += (tuple(map(body.get, bodies.keys, bodies.absent)) if isinstance(body, dict) else NOT_AN_OBJECT,)
         try:
             known = self.shapes.get(shape)
         except TypeError:  # a list or an object among the body's values: answered, not kept
@@ -387,9 +387,7 @@ class RuleIndex:
             missed |= failing
         return masks, missed
 
-    def _answer(self, shape: tuple) -> tuple[list[int], int]:
-        attrs, headers, body = shape
-        values = (*attrs, *headers, *((body,) if self.bodies is not None else ()))
+    def _answer(self, values: tuple) -> tuple[list[int], int]:
         masks = [family.answer(value) for family, value in zip(self.keyed, values, strict=True)]
         missed = 0
         for mask in masks:
