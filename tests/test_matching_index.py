@@ -191,3 +191,27 @@ def test_near_misses_are_worked_out_again_when_a_stub_came_since_the_request_was
 ])
 def test_fewest_finds_the_rules_in_fewest_masks_ties_in_order(masks, expected):
     assert fewest(masks, 0b1111, 3) == expected
+
+
+def test_what_the_index_keeps_of_requests_is_bounded_in_size():
+    """Answers kept by request values hold at most MAX_SHAPES sets of at most MAX_SHAPE_CHARS:
+    300 requests with 100 KB models, header values and body values are answered right and
+    leave nothing of that size behind (without the size bound: ~90 MB kept)."""
+    from mockpoeti.scripting.rule_index import MAX_SHAPE_CHARS, MAX_SHAPES
+
+    scenario = parse_scenario({"version": 1, "name": "big", "rules": [
+        {"match": {"model": "gpt-*", "headers": {"x-tenant": "acme-*"}, "body": {"user": "alice"}},
+         "respond": {"content": "matched"}},
+    ]}, "big.yaml", CODES)
+    playbook = Playbook([scenario], 1)
+    for n in range(300):
+        big = f"{n}" + "x" * 100_000
+        view = view_of("chat", "POST", "/v1/chat/completions", {"x-tenant": big}, {"model": big, "user": big, "messages": []})
+        assert playbook.decide(view) is None
+    shapes = playbook._tried.index.shapes
+    assert len(shapes) <= MAX_SHAPES
+    kept = sum(len(part) for shape in shapes for value in shape
+               for part in (value if isinstance(value, tuple) else (value,)) if isinstance(part, str))
+    assert kept <= MAX_SHAPES * MAX_SHAPE_CHARS
+    small = view_of("chat", "POST", "/v1/chat/completions", {"x-tenant": "acme-1"}, {"model": "gpt-4o", "user": "alice"})
+    assert playbook.decide(small) is not None

@@ -34,6 +34,7 @@ from mockpoeti.base.regexes import (
 Member = tuple[str, Any, int, str]
 
 MAX_SHAPES = 256  # sets of request values whose answers an index keeps
+MAX_SHAPE_CHARS = 4096  # of request values in one set kept: a 4 MB model or header is answered, not kept
 HEAD = 4  # substrings are looked for by their first HEAD characters first: "refund 1".."refund 99" in one look
 ABSENT = object()  # a key the body does not have
 NOT_AN_OBJECT = object()  # a body that is not a JSON object
@@ -313,6 +314,16 @@ class Each:
         return failing
 
 
+def _small(shape: tuple) -> bool:
+    """A set of request values small enough to keep: at most MAX_SHAPE_CHARS of text in all (the
+    count bounds how many are kept, this how big: 256 sets of 4 MB models would be a gigabyte)."""
+    size = 0
+    for value in shape:
+        for part in value if type(value) is tuple else (value,):
+            size += len(part) if isinstance(part, (str, bytes)) else 1
+    return size <= MAX_SHAPE_CHARS
+
+
 class RuleIndex:
     """Rules (each a sequence of conditions), in the order they are tried: bit i is rule i.
 
@@ -374,9 +385,11 @@ class RuleIndex:
             known = self._answer(shape)
         else:
             if known is None:
-                if len(self.shapes) >= MAX_SHAPES:
-                    self.shapes.clear()
-                known = self.shapes[shape] = self._answer(shape)
+                known = self._answer(shape)
+                if _small(shape):
+                    if len(self.shapes) >= MAX_SHAPES:
+                        self.shapes.clear()
+                    self.shapes[shape] = known
         masks, missed = known
         if not self.unkeyed:
             return masks, missed
