@@ -51,7 +51,6 @@ _SHAPES = bytes(
 _SPACES = re.compile(b"  +")
 _KANA = re.compile(r"[\u3040-\u30ff]")
 
-
 LOCALES = {"zh": "zh_CN", "ja": "ja_JP", "en": "en_US"}
 POOL_SIZE = 256
 _PAIRS = struct.Struct(">19H")  # the sentence draws: 19 big-endian byte pairs after the count's byte (at most 19 sentences)
@@ -72,7 +71,7 @@ def count_tokens(text: str) -> int:
 
 def language_of(text: str) -> str:
     """`ja` when there is kana, `zh` when there is Han, else `en`."""
-    if text.isascii():  # most prompts: one pass in C
+    if text.isascii():  # most prompts (a flag of the string, not a pass over it)
         return "en"
     if _KANA.search(text):
         return "ja"
