@@ -211,3 +211,16 @@ def test_a_near_miss_keeps_no_more_of_a_long_value_than_it_shows():
         ("last_role: wanted tool, got " + "r" * 2**20)[:199] + "…",
         "turn: wanted 2, got 0 (user messages)",
     ]}]
+
+
+def test_a_near_miss_keeps_no_more_of_a_long_rule_than_it_shows():
+    wanted = "refund " * 50_000
+    playbook = Playbook([], seed=1)
+    playbook.stubs.add(*parse_stub({"match": {"message": wanted}, "respond": "x"}, CODES))
+    view = view_of("chat", "POST", "/v1/chat/completions", {}, {"model": "o1", "messages": [{"role": "user", "content": ""}]})
+    assert playbook.decide(view) is None
+
+    [(_, [(said, _, _)], _)] = playbook.noted(view)[0]
+
+    assert len(said) <= MAX_DIFFERENCE_CHARS + 1
+    assert playbook.near_misses(view) == [{"rule": "stub#1", "differences": [(f"message: wanted {wanted!r}")[:199] + "…"]}]

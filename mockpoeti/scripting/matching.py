@@ -772,7 +772,9 @@ class Playbook:
             assert tried is not None
             missed.append(tried.missed(i, rule_misses if is_rule else stub_misses))
         quoter = Quoter([c.quotes for _, conditions, _ in missed for c in conditions])
-        said = tuple((label, tuple((c.said, c.style, quoter.place.get(c.quotes, -1)) for c in conditions), used_up)
+        # a `said` past MAX_DIFFERENCE_CHARS shows only its start, whatever comes after: the journal keeps no more
+        said = tuple((label, tuple((c.said[: MAX_DIFFERENCE_CHARS + 1], c.style, quoter.place.get(c.quotes, -1))
+                                   for c in conditions), used_up)
                      for label, conditions, used_up in missed)
         return said, quoter
 
