@@ -17,7 +17,7 @@ import pytest
 
 from mockpoeti.base.catalog import load_catalog
 from mockpoeti.scripting.loader import parse_scenario, parse_stub
-from mockpoeti.scripting.matching import MAX_DIFFERENCES, Playbook, _cut, conditions_of, view_of
+from mockpoeti.scripting.matching import MAX_DIFFERENCE_CHARS, MAX_DIFFERENCES, Playbook, _cut, conditions_of, view_of
 from mockpoeti.scripting.rule_index import fewest
 
 CODES = set(load_catalog().errors)
@@ -215,3 +215,36 @@ def test_what_the_index_keeps_of_requests_is_bounded_in_size():
     assert kept <= MAX_SHAPES * MAX_SHAPE_CHARS
     small = view_of("chat", "POST", "/v1/chat/completions", {"x-tenant": "acme-1"}, {"model": "gpt-4o", "user": "alice"})
     assert playbook.decide(small) is not None
+
+
+def test_a_near_miss_keeps_no_more_of_a_long_value_than_it_shows():
+    """The journal keeps a near miss as what its conditions say and what they quote: a 1 MB
+    model or role is kept as the 200 characters a miss shows, and told the same."""
+    scenario = parse_scenario({"name": "long", "rules": [
+        {"match": {"model": "gpt-4o", "last_role": "tool", "turn": 2}, "respond": {"content": "x"}}]}, "long.yaml", CODES)
+    playbook = Playbook([scenario], seed=1)
+    body = {"model": "m" * 2**20, "messages": [{"role": "r" * 2**20, "content": "hi"}]}
+    view = view_of("chat", "POST", "/v1/chat/completions", {}, body)
+    assert playbook.decide(view) is None
+
+    kept = playbook.noted(view)
+
+    assert max(len(quote) for quote in kept[1] if isinstance(quote, str)) <= MAX_DIFFERENCE_CHARS
+    assert playbook.near_misses(view) == Plain(playbook).near_misses(view) == [{"rule": "long/rules[0]", "differences": [
+        ("model: wanted gpt-4o, got " + "m" * 2**20)[:199] + "…",
+        ("last_role: wanted tool, got " + "r" * 2**20)[:199] + "…",
+        "turn: wanted 2, got 0 (user messages)",
+    ]}]
+
+
+def test_a_near_miss_keeps_no_more_of_a_long_rule_than_it_shows():
+    wanted = "refund " * 50_000
+    playbook = Playbook([], seed=1)
+    playbook.stubs.add(*parse_stub({"match": {"message": wanted}, "respond": "x"}, CODES))
+    view = view_of("chat", "POST", "/v1/chat/completions", {}, {"model": "o1", "messages": [{"role": "user", "content": ""}]})
+    assert playbook.decide(view) is None
+
+    [(_, [(said, _, _)], _)] = playbook.noted(view)[0]
+
+    assert len(said) <= MAX_DIFFERENCE_CHARS + 1
+    assert playbook.near_misses(view) == [{"rule": "stub#1", "differences": [(f"message: wanted {wanted!r}")[:199] + "…"]}]

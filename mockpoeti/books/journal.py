@@ -18,6 +18,7 @@ from mockpoeti.base.jsonio import encode, parse_json
 from mockpoeti.base.secrets import as_text, mask_data, mask_header, mask_keys, mask_param, redact
 from mockpoeti.books.ledger import clip
 from mockpoeti.books.timeline import Timeline
+from mockpoeti.scripting.matching import NearMisses, told
 
 JOURNAL_BODY_BYTES = 32 * 1024  # of a request body the journal keeps
 JOURNAL_ANSWER_BYTES = 32 * 1024  # of the answer's body (a stream's events as written)
@@ -46,7 +47,7 @@ class JournalEntry:
     duration_ms: float
     note: dict
     monotonic_s: float  # the event loop's clock at arrival: waits between attempts are measured on it
-    near_misses: list[dict] | None = None  # no rule answered: the closest, worked out when it was logged
+    near_misses: NearMisses | None = None  # no rule answered: the closest, worked out when it was logged (as data)
     id: int = 0
     timeline: Timeline | None = None  # a stream's (or a broken body's) writes, as the SSE writer marked them
     answer: bytes | Callable[[], bytes] | None = None  # the answer's first bytes, or what makes them (None: no body went out)
@@ -69,7 +70,7 @@ class JournalEntry:
         cls, at: float, method: str, path: str, query: Mapping[str, str], query_length: int, headers: Mapping[str, str],
         header_bytes: int, raw: bytes | None, authenticated: bool, endpoint: str | None, status: int | None,
         response_headers: Mapping[str, str], trace_id: str, duration_ms: float, note: dict, monotonic_s: float,
-        near_misses: list[dict] | None, timeline: Timeline | None, answer: bytes | Callable[[], bytes] | None,
+        near_misses: NearMisses | None, timeline: Timeline | None, answer: bytes | Callable[[], bytes] | None,
         answer_size: int,
     ) -> JournalEntry:
         """An entry that keeps at most the journal's share of what the client sent and got.
@@ -117,7 +118,7 @@ class JournalEntry:
         if self.timeline is not None and "delivery" in entry:
             entry["delivery"] = {**entry["delivery"], "timeline": self.timeline.to_json()}
         if self.near_misses is not None:  # they quote the request: its model, message, headers
-            entry["near_misses"] = mask_data(self.near_misses)
+            entry["near_misses"] = mask_data(told(self.near_misses))
         return entry
 
     def shown_body(self) -> Any:

@@ -187,7 +187,7 @@ def journal_entry(call: Call, response: web.StreamResponse | None, status: int |
     if playbook is not None:
         note["rule"] = call.rule
         if call.rule is None and call.view is not None and playbook.has_rules:
-            near_misses = playbook.near_misses(call.view)
+            near_misses = playbook.noted(call.view)
     if call.fault is not None:
         note["fault"] = call.fault
     if call.fault_skipped:

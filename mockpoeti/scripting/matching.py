@@ -19,7 +19,7 @@ from mockpoeti.answers.generate import derive_seed
 from mockpoeti.answers.script import Respond
 from mockpoeti.base.errors import ConfigError
 from mockpoeti.base.regexes import glob_holds, is_glob, search
-from mockpoeti.scripting.rule_index import Each, Family, Globs, Messages, RuleIndex, Subsets, Values, fewest, is_flat
+from mockpoeti.scripting.rule_index import Each, Family, Globs, Messages, RuleIndex, Subsets, Values, attributes, fewest, is_flat
 from mockpoeti.scripting.scenario import Match, Rule, Scenario
 
 
@@ -120,17 +120,47 @@ class Decision:
     seed: int
 
 
+# How a miss is told, from what a condition says (`said`) and what it quotes of the request:
+TEXT = 0  # said + the value, as str() shows it
+REPR = 1  # said + the value's repr
+FIXED = 2  # said alone
+WHOLE = 3  # the quote is the whole sentence
+
+
+def tell(said: str, style: int, quoted: Any) -> str:
+    if style == TEXT:
+        return f"{said}{quoted}"
+    if style == REPR:
+        return said + repr(quoted)
+    return said if style == FIXED else quoted
+
+
 class Condition:
     """One thing a `match` asks of a request: whether it holds, and, when it does not,
-    what differed (respx's patterns: each knows how to match and how to describe a miss)."""
+    what differed (respx's patterns: each knows how to match and how to describe a miss).
+    A miss is told in two parts: what the condition says (`said`, `style`: its own, fixed)
+    and what it quotes of the request (`quote`), so that a journal entry can keep the two
+    as plain data and put them together when it is read."""
 
     __slots__ = ()
+    said = ""
+    style = FIXED
 
     def holds(self, view: RequestView) -> bool:
         raise NotImplementedError
 
+    def quote(self, view: RequestView) -> Any:
+        return None
+
     def explain(self, view: RequestView) -> str:
-        raise NotImplementedError
+        return tell(self.said, self.style, self.quote(view))
+
+    @property
+    def quotes(self) -> Hashable:
+        """What `quote` reads, for `Quoter` to read it for many conditions at once: ("attr", a
+        view attribute), ("long", one that may be long: path, model), ("message",) (its first 80
+        characters), ("header", name); None for nothing; the condition itself for the rest."""
+        return None if self.style == FIXED else self
 
     def sieve(self) -> tuple[Hashable, Callable[[], Family], Any]:
         """How a RuleIndex holds it: its family's name, a maker of that family, and what it wants
@@ -142,16 +172,21 @@ class Equals(Condition):
     """endpoint, method, stream, last_role: the request's value, exactly."""
 
     __slots__ = ("field", "said", "wanted")
+    style = TEXT
 
     def __init__(self, field: str, wanted: object) -> None:
         self.field, self.wanted = field, wanted
-        self.said = f"{field}: wanted {wanted}, got "  # what a miss says, but the request's value
+        self.said = f"{field}: wanted {wanted}, got "
 
     def holds(self, view: RequestView) -> bool:
         return getattr(view, self.field) == self.wanted
 
-    def explain(self, view: RequestView) -> str:
-        return f"{self.said}{getattr(view, self.field)}"
+    def quote(self, view: RequestView) -> Any:
+        return getattr(view, self.field)
+
+    @property
+    def quotes(self) -> Hashable:
+        return ("long" if self.field == "last_role" else "attr"), self.field  # a role is the client's text
 
     def sieve(self) -> tuple[Hashable, Callable[[], Family], Any]:
         return ("=", self.field), partial(Values, self.field), self.wanted
@@ -162,6 +197,7 @@ class Glob(Condition):
     a scenario of thousands of rules naming models is matched and scored twice as fast)."""
 
     __slots__ = ("field", "literal", "pattern", "said")
+    style = TEXT
 
     def __init__(self, field: str, pattern: str) -> None:
         self.field, self.pattern = field, pattern
@@ -173,8 +209,12 @@ class Glob(Condition):
             return (getattr(view, self.field) or "") == self.pattern
         return glob_holds(getattr(view, self.field) or "", self.pattern)
 
-    def explain(self, view: RequestView) -> str:
-        return f"{self.said}{getattr(view, self.field)}"
+    def quote(self, view: RequestView) -> Any:
+        return getattr(view, self.field)
+
+    @property
+    def quotes(self) -> Hashable:
+        return "long", self.field
 
     def sieve(self) -> tuple[Hashable, Callable[[], Family], Any]:
         return ("glob", self.field), partial(Globs, self.field, none_is_empty=True), self.pattern
@@ -184,9 +224,18 @@ class Key(Glob):
     """The API key, by glob; a miss never shows the key."""
 
     __slots__ = ()
+    style = FIXED
 
-    def explain(self, view: RequestView) -> str:
-        return "key: a different API key"
+    def __init__(self, field: str, pattern: str) -> None:
+        super().__init__(field, pattern)
+        self.said = "key: a different API key"
+
+    def quote(self, view: RequestView) -> Any:
+        return None
+
+    @property
+    def quotes(self) -> Hashable:
+        return None
 
 
 class Message(Condition):
@@ -194,6 +243,7 @@ class Message(Condition):
     message). A regex's verdict is kept on the view: matching and near misses search once."""
 
     __slots__ = ("said", "wanted")
+    style = REPR
 
     def __init__(self, wanted: Any) -> None:
         self.wanted = wanted
@@ -210,8 +260,12 @@ class Message(Condition):
             found = verdicts[wanted.pattern] = search(wanted, view.message)
         return found
 
-    def explain(self, view: RequestView) -> str:
-        return self.said + repr(view.message[:80])
+    def quote(self, view: RequestView) -> Any:
+        return view.message[:80]
+
+    @property
+    def quotes(self) -> Hashable:
+        return ("message",)
 
     def sieve(self) -> tuple[Hashable, Callable[[], Family], Any]:
         return "message", Messages, self.wanted
@@ -226,6 +280,7 @@ def message_regexes(conditions: Iterator[Condition] | tuple[Condition, ...]) -> 
 
 class Header(Condition):
     __slots__ = ("name", "pattern", "said")
+    style = REPR
 
     def __init__(self, name: str, pattern: str) -> None:
         self.name, self.pattern = name, pattern
@@ -235,8 +290,12 @@ class Header(Condition):
         value = view.headers.get(self.name)
         return value is not None and glob_holds(value, self.pattern)
 
-    def explain(self, view: RequestView) -> str:
-        return self.said + repr(view.headers.get(self.name))
+    def quote(self, view: RequestView) -> Any:
+        return view.headers.get(self.name)  # a live request's header: at most aiohttp's 8 KiB
+
+    @property
+    def quotes(self) -> Hashable:
+        return "header", self.name
 
     def sieve(self) -> tuple[Hashable, Callable[[], Family], Any]:
         return ("header", self.name), partial(Globs, header=self.name), self.pattern
@@ -253,8 +312,7 @@ class Body(Condition):
     def holds(self, view: RequestView) -> bool:
         return contains(view.body, self.wanted)
 
-    def explain(self, view: RequestView) -> str:
-        return "body: does not contain the wanted subset"
+    said = "body: does not contain the wanted subset"
 
     def sieve(self) -> tuple[Hashable, Callable[[], Family], Any]:
         return ("body", Subsets, self.wanted) if is_flat(self.wanted) else super().sieve()
@@ -273,7 +331,9 @@ class Tools(Condition):
             return self.wanted == bool(view.tools)
         return self.wanted == frozenset(view.tools)
 
-    def explain(self, view: RequestView) -> str:
+    style = WHOLE
+
+    def quote(self, view: RequestView) -> Any:
         got = ", ".join(sorted({name or "(unnamed)" for name in view.tools})) or "none"
         return f"tools: wanted {self._shown()}, got {got}"
 
@@ -294,7 +354,9 @@ class Turn(Condition):
     def holds(self, view: RequestView) -> bool:
         return view.turn == self.wanted
 
-    def explain(self, view: RequestView) -> str:
+    style = WHOLE
+
+    def quote(self, view: RequestView) -> Any:
         return f"turn: wanted {self.wanted}, got {view.turn} (user messages)"
 
     def sieve(self) -> tuple[Hashable, Callable[[], Family], Any]:
@@ -312,7 +374,9 @@ class AfterTool(Condition):
     def holds(self, view: RequestView) -> bool:
         return view.after_tool is not None and glob_holds(view.after_tool, self.pattern)
 
-    def explain(self, view: RequestView) -> str:
+    style = WHOLE
+
+    def quote(self, view: RequestView) -> Any:
         if view.after_tool is None:
             got = f"the last message is {view.last_role or 'missing'}, not a tool result"
         else:
@@ -463,7 +527,60 @@ def _cut(text: str) -> str:
 
 # a near miss before it is told: the rule's label, its conditions that failed, and "times: used up ..." or ""
 Missed = tuple[str, tuple[Condition, ...], str]
+# the near misses of one request as a journal entry keeps them, plain data: for each rule (its label, what
+# its failed conditions say: (said, style, which quote), its "times: used up" note or ""), and the quotes
+NearMisses = tuple[tuple[tuple[str, tuple[tuple[str, int, int], ...], str], ...], tuple[Any, ...]]
 MAX_PLANS = 256  # sets of near misses a playbook keeps by what the request failed
+Plan = tuple[Any, "Quoter"]  # NearMisses' first half, and what reads the second
+
+
+class Quoter:
+    """Reads what some near misses quote of a request, each thing once: the view's attributes
+    in one call, the message's first 80 characters, the headers named, and what the rest
+    quote. A long path, model or role is kept no longer than a miss can show: after a `said`,
+    the first MAX_DIFFERENCE_CHARS characters (a miss is cut to that many once told)."""
+
+    __slots__ = ("attrs", "headers", "longs", "message", "others", "place")
+
+    def __init__(self, quotes: list[Hashable]) -> None:
+        kinds: dict[str, list[Any]] = {"attr": [], "long": [], "message": [], "header": [], "other": []}
+        for quote in dict.fromkeys(q for q in quotes if q is not None):
+            kinds[quote[0] if isinstance(quote, tuple) else "other"].append(quote)
+        order = [q for kind in kinds.values() for q in kind]
+        self.place = {quote: at for at, quote in enumerate(order)}  # a quote -> where it is in `read`'s tuple
+        self.attrs = attributes([q[1] for q in kinds["attr"]])
+        self.longs = tuple(q[1] for q in kinds["long"])
+        self.message = bool(kinds["message"])
+        self.headers = tuple(q[1] for q in kinds["header"])
+        self.others: tuple[Condition, ...] = tuple(kinds["other"])
+
+    def read(self, view: RequestView) -> tuple:
+        quotes: tuple = self.attrs(view) if self.attrs is not None else ()
+        for field in self.longs:
+            value = getattr(view, field)
+            quotes += (value[:MAX_DIFFERENCE_CHARS] if type(value) is str and len(value) > MAX_DIFFERENCE_CHARS else value,)
+        if self.message:
+            quotes += (view.message[:80],)
+        if self.headers:
+            quotes += tuple(map(view.headers.get, self.headers))
+        for condition in self.others:  # a whole sentence: cut as it will be
+            quotes += (_cut(condition.quote(view)),)
+        return quotes
+
+
+def told(near: NearMisses) -> list[dict]:
+    """Near misses as the journal shows them: [{"rule": label, "differences": [...]}, ...]."""
+    plan, quotes = near
+    out = []
+    for label, parts, used_up in plan:
+        diffs = []
+        for said, style, at in parts:
+            text = tell(said, style, quotes[at] if at >= 0 else None)
+            diffs.append(text if len(text) <= MAX_DIFFERENCE_CHARS else _cut(text))
+        if used_up:
+            diffs.append(used_up)
+        out.append({"rule": label, "differences": diffs})
+    return out
 
 
 def _size(conditions: tuple[Condition, ...]) -> int:
@@ -513,7 +630,7 @@ class Playbook:
         # each rule's conditions, in the order a miss lists them
         self._conditions = [conditions_of(rule.match) for rule in self.scenario_rules]
         self._tried: Tried | None = None  # indexed on the first request: a reset that no request follows is cheap
-        self._plans: dict[tuple, list[Missed]] = {}  # near misses by what a request failed (`near_misses`)
+        self._plans: dict[tuple, Plan] = {}  # near misses by what a request failed (`noted`)
         self._plans_of: Tried | None = None  # ... against these stubs
         # a scenario's own seed, when it has one, makes its answers the same on any server
         self._seeds = [s.seed if s.seed is not None else seed for s in self.scenarios for _ in s.rules]
@@ -610,12 +727,17 @@ class Playbook:
         return out
 
     def near_misses(self, view: RequestView, limit: int = 3) -> list[dict]:
-        """The rules (stubs included) that came closest, with what differed: for the journal
-        and assertions. Changes nothing. A rule's misses are its conditions that fail (and
-        being used up); the closest are the fewest misses, ties in the order rules are tried.
-        What the request fails comes from the indexes, as `decide` found it when no stub came
-        or went since. Which rules come closest and which of their conditions failed follows
-        from that alone, and is kept by it: only the telling is done per request."""
+        """The rules (stubs included) that came closest, with what differed: for assertions
+        (`noted` is what a journal entry keeps of them). Changes nothing."""
+        return told(self.noted(view, limit))
+
+    def noted(self, view: RequestView, limit: int = 3) -> NearMisses:
+        """The near misses of a request, as plain data (`told` makes them the journal's dicts).
+        A rule's misses are its conditions that fail (and being used up); the closest are the
+        fewest misses, ties in the order rules are tried. What the request fails comes from the
+        indexes, as `decide` found it when no stub came or went since. Which rules come closest
+        and which of their conditions failed follows from that alone, and is kept by it: per
+        request, only what those conditions quote of it is read."""
         stubs = self.stubs.index() if self.stubs.stale else self.stubs.tried
         rules = self._rules()
         found = view.misses
@@ -634,31 +756,27 @@ class Playbook:
             if len(self._plans) >= MAX_PLANS:
                 self._plans.clear()
             plan = self._plans[key] = self._closest(stubs, stub_misses, rules, rule_misses, limit)
-        out = []
-        for label, failed, used_up in plan:
-            diffs = []
-            for condition in failed:
-                text = condition.explain(view)
-                diffs.append(text if len(text) <= MAX_DIFFERENCE_CHARS else _cut(text))
-            if used_up:
-                diffs.append(used_up)
-            out.append({"rule": label, "differences": diffs})
-        return out
+        return plan[0], plan[1].read(view)
 
     @staticmethod
     def _closest(stubs: Tried | None, stub_misses: list[int], rules: Tried | None, rule_misses: list[int],
-                 limit: int) -> list[Missed]:
+                 limit: int) -> Plan:
         closest: list[tuple[int, int, int]] = []  # (misses, 0 for a stub and 1 for a rule, its place)
         if stubs is not None:
             closest += [(n, 0, i) for n, i in fewest([*stub_misses, stubs.spent], stubs.index.everyone, limit)]
         if rules is not None:
             closest += [(n, 1, i) for n, i in fewest([*rule_misses, rules.spent], rules.index.everyone, limit)]
-        out = []
+        missed = []
         for _, is_rule, i in sorted(closest)[:limit]:
             tried = rules if is_rule else stubs
             assert tried is not None
-            out.append(tried.missed(i, rule_misses if is_rule else stub_misses))
-        return out
+            missed.append(tried.missed(i, rule_misses if is_rule else stub_misses))
+        quoter = Quoter([c.quotes for _, conditions, _ in missed for c in conditions])
+        # a `said` past MAX_DIFFERENCE_CHARS shows only its start, whatever comes after: the journal keeps no more
+        said = tuple((label, tuple((c.said[: MAX_DIFFERENCE_CHARS + 1], c.style, quoter.place.get(c.quotes, -1))
+                                   for c in conditions), used_up)
+                     for label, conditions, used_up in missed)
+        return said, quoter
 
     def describe(self) -> list[dict]:
         """The active scenarios and their rules' counters (by position: two loaded copies of

@@ -360,7 +360,7 @@ class RuleIndex:
         self.families = (*self.keyed, *self.unkeyed)  # in the order `failing` answers
         place = {id(family): at for at, family in enumerate(self.families)}
         self.places = [tuple((condition, place[id(family)]) for condition, family in mine) for mine in wants]
-        self.attrs = _reader([family.source[1] for family in by_source["attr"]])
+        self.attrs = attributes([family.source[1] for family in by_source["attr"]])
         self.headers = tuple(family.source[1] for family in by_source["header"])
         self.header = self.headers[0] if len(self.headers) == 1 else ""  # the one header some rule names
         self.bodies = by_source["body"][0] if by_source["body"] else None  # one at most: a rule has one body
@@ -408,7 +408,7 @@ class RuleIndex:
         return masks, missed
 
 
-def _reader(names: list[str]) -> Callable[[Any], tuple] | None:
+def attributes(names: list[str]) -> Callable[[Any], tuple] | None:
     """The view's attributes `names`, as a tuple, in one call."""
     if len(names) > 1:
         return attrgetter(*names)
