@@ -181,8 +181,15 @@ def test_a_streams_timeline_has_one_mark_per_chunk_as_it_went_out(poeti, client,
     assert row.locator('svg .mark[data-kind="done"]').count() == 1
     assert row.locator("svg .planned").count() == 8  # the content chunks are the paced ones
     assert row.locator("svg").get_attribute("aria-label").startswith(f"timeline: {chunks + 1} chunks over ")
-    sent = xs(row.locator('svg .mark[data-kind="content"]'))
-    assert sent == sorted(sent) and sent[-1] - sent[0] > 100  # paced 10 ms apart on a 160-pixel line: spread out
+    drawn = xs(row.locator('svg .mark[data-kind="content"]'))
+    line = next(e for e in httpx.get(poeti.url + "/__admin/requests").json()["requests"]
+                if e["trace_id"] == trace_id)["delivery"]["timeline"]
+    content = [m for m in line["marks"] if m[3]]  # each content chunk was one paced write
+    assert len(content) == 8 and all(sent >= planned - 1 for sent, planned, _, _ in content)  # none before its time
+    span = max([m[0] for m in line["marks"]] + [m[1] for m in line["marks"] if m[1] is not None]
+               + [line["headers_ms"] or 0])
+    assert drawn == pytest.approx([2 + 156 * sent / span for sent, *_ in content], abs=0.01)  # where and when it went out
+    assert drawn == sorted(drawn)
 
 
 def test_a_fault_is_marked_on_the_timeline_where_it_struck(poeti, client, open_log):
