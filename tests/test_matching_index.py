@@ -18,7 +18,7 @@ import pytest
 from mockpoeti.base.catalog import load_catalog
 from mockpoeti.scripting.loader import parse_scenario, parse_stub
 from mockpoeti.scripting.matching import MAX_DIFFERENCE_CHARS, MAX_DIFFERENCES, Playbook, _cut, conditions_of, view_of
-from mockpoeti.scripting.rule_index import fewest
+from mockpoeti.scripting.rule_index import MAX_SHAPE_TEXT, MAX_SHAPES, fewest
 
 CODES = set(load_catalog().errors)
 MODELS = ["gpt-4o", "gpt-4o-mini", "claude-3", "claude-3-opus", "o1", "", "x" * 5000]
@@ -224,3 +224,20 @@ def test_a_near_miss_keeps_no_more_of_a_long_rule_than_it_shows():
 
     assert len(said) <= MAX_DIFFERENCE_CHARS + 1
     assert playbook.near_misses(view) == [{"rule": "stub#1", "differences": [(f"message: wanted {wanted!r}")[:199] + "…"]}]
+
+
+def test_what_an_index_keeps_by_request_values_is_bounded():
+    """An index keeps its answers by the request's values (model, key, headers...): at most
+    MAX_SHAPES sets of them, none with a text longer than MAX_SHAPE_TEXT."""
+    playbook = Playbook([], seed=1)
+    playbook.stubs.add(*parse_stub({"match": {"model": "gpt-*", "headers": {"x-tenant": "acme"}}, "respond": "x"}, CODES))
+
+    def miss(model: str) -> None:
+        assert playbook.decide(view_of("chat", "POST", "/v1/chat/completions", {}, {"model": model, "messages": []})) is None
+
+    miss("m" * (MAX_SHAPE_TEXT + 1))
+    index = playbook.stubs.tried.index
+    assert index.shapes == {}
+    for i in range(MAX_SHAPES + 10):
+        miss(f"model-{i}")
+        assert 0 < len(index.shapes) <= MAX_SHAPES

@@ -33,7 +33,8 @@ from mockpoeti.base.regexes import (
 # alternation, the members, their patterns, the texts they need (() when one needs none), all not found)
 Member = tuple[str, Any, int, str]
 
-MAX_SHAPES = 256  # sets of request values whose answers an index keeps
+MAX_SHAPES = 256  # sets of request values whose answers an index keeps ...
+MAX_SHAPE_TEXT = 1024  # ... none with a text longer than this (a client's 4 MB model is answered, not kept)
 HEAD = 4  # substrings are looked for by their first HEAD characters first: "refund 1".."refund 99" in one look
 ABSENT = object()  # a key the body does not have
 NOT_AN_OBJECT = object()  # a body that is not a JSON object
@@ -319,7 +320,7 @@ class RuleIndex:
     What the families with a source answer depends only on the request's values there (its
     model, stream, key, the headers and body keys some rule names, ...), which mostly repeat
     from one request to the next: their answers are kept by those values (at most
-    MAX_SHAPES sets of them, then forgotten at once)."""
+    MAX_SHAPES sets of them, then forgotten at once; none with a text past MAX_SHAPE_TEXT)."""
 
     __slots__ = ("attrs", "bodies", "everyone", "families", "header", "headers", "keyed", "places", "shapes", "unkeyed")
 
@@ -374,9 +375,11 @@ class RuleIndex:
             known = self._answer(shape)
         else:
             if known is None:
-                if len(self.shapes) >= MAX_SHAPES:
-                    self.shapes.clear()
-                known = self.shapes[shape] = self._answer(shape)
+                known = self._answer(shape)
+                if _small(shape):
+                    if len(self.shapes) >= MAX_SHAPES:
+                        self.shapes.clear()
+                    self.shapes[shape] = known
         masks, missed = known
         if not self.unkeyed:
             return masks, missed
@@ -393,6 +396,17 @@ class RuleIndex:
         for mask in masks:
             missed |= mask
         return masks, missed
+
+
+def _small(values: tuple) -> bool:
+    """No text among the values (and the body's, one level down) is longer than MAX_SHAPE_TEXT."""
+    for value in values:
+        if isinstance(value, str):
+            if len(value) > MAX_SHAPE_TEXT:
+                return False
+        elif isinstance(value, tuple) and not _small(value):
+            return False
+    return True
 
 
 def attributes(names: list[str]) -> Callable[[Any], tuple] | None:
