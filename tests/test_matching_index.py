@@ -17,7 +17,7 @@ import pytest
 
 from mockpoeti.base.catalog import load_catalog
 from mockpoeti.scripting.loader import parse_scenario, parse_stub
-from mockpoeti.scripting.matching import MAX_DIFFERENCE_CHARS, MAX_DIFFERENCES, Playbook, _cut, conditions_of, view_of
+from mockpoeti.scripting.matching import MAX_DIFFERENCE_CHARS, MAX_DIFFERENCES, MAX_PLANS, Playbook, _cut, conditions_of, view_of
 from mockpoeti.scripting.rule_index import MAX_SHAPE_TEXT, MAX_SHAPES, fewest
 
 CODES = set(load_catalog().errors)
@@ -241,3 +241,15 @@ def test_what_an_index_keeps_by_request_values_is_bounded():
     for i in range(MAX_SHAPES + 10):
         miss(f"model-{i}")
         assert 0 < len(index.shapes) <= MAX_SHAPES
+
+
+def test_the_near_misses_a_playbook_keeps_by_pattern_of_fails_are_bounded():
+    playbook = Playbook([], seed=1)
+    for j in range(9):  # each its own header: 512 patterns of fails
+        playbook.stubs.add(*parse_stub({"match": {"model": "never", "headers": {f"x-h{j}": "1"}}, "respond": "x"}, CODES))
+    for pattern in range(MAX_PLANS + 44):
+        headers = {f"x-h{j}": "1" for j in range(9) if pattern >> j & 1}
+        view = view_of("chat", "POST", "/v1/chat/completions", headers, {"model": "o1", "messages": []})
+        assert playbook.decide(view) is None
+        assert playbook.near_misses(view) == Plain(playbook).near_misses(view)
+        assert 0 < len(playbook._plans) <= MAX_PLANS
