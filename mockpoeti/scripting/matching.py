@@ -674,13 +674,6 @@ class Playbook:
         return bool(self.scenario_rules or self.stubs._by_id)
 
     @property
-    def rules(self) -> list[Rule]:
-        """Every rule in the order they are tried: the stubs newest first, then the scenarios'."""
-        if not self.stubs:
-            return self.scenario_rules
-        return [stub.rule for stub in self.stubs.newest_first()] + self.scenario_rules
-
-    @property
     def names(self) -> list[str]:
         return [s.name for s in self.scenarios]
 

@@ -417,11 +417,6 @@ def attributes(names: list[str]) -> Callable[[Any], tuple] | None:
     return None
 
 
-def first(mask: int) -> int:
-    """The first rule (lowest bit) of a mask; -1 for none."""
-    return (mask & -mask).bit_length() - 1
-
-
 def fewest(masks: Masks, everyone: int, limit: int) -> list[tuple[int, int]]:
     """The `limit` rules that are in fewest of `masks`, as (how many, rule), fewest first and
     ties in rule order."""
