@@ -16,6 +16,7 @@ import random
 import pytest
 
 from mockpoeti.base.catalog import load_catalog
+from mockpoeti.base.regexes import compile_linear, required_text, search
 from mockpoeti.scripting.loader import parse_scenario, parse_stub
 from mockpoeti.scripting.matching import MAX_DIFFERENCE_CHARS, MAX_DIFFERENCES, MAX_PLANS, Playbook, _cut, conditions_of, view_of
 from mockpoeti.scripting.rule_index import MAX_SHAPE_TEXT, MAX_SHAPES, fewest
@@ -253,3 +254,23 @@ def test_the_near_misses_a_playbook_keeps_by_pattern_of_fails_are_bounded():
         assert playbook.decide(view) is None
         assert playbook.near_misses(view) == Plain(playbook).near_misses(view)
         assert 0 < len(playbook._plans) <= MAX_PLANS
+
+
+@pytest.mark.parametrize(("pattern", "required"), [
+    ("^order [0-9]+$", "order "),
+    ("ab*c", "a"),  # the starred b is not required
+    ("x{2}yz", "yz"),
+    ("a(bc)?de", "de"),
+    (r"foo\.bar", "foo"),
+    ("[]x]hello", "hello"),  # a class, its `]` first included, is not looked into
+    ("weather|天气", ""),  # an alternation: nothing is required of every match
+    ("(?i)refund", ""),  # flags: read no further
+    (r"\123abc", ""),  # an octal escape, \x41, \pL, \Q...\E: escapes that take more than one character
+    (r"\x41bc", ""),
+    (r"\pLabc", ""),
+])
+def test_a_regex_is_searched_only_when_the_text_it_requires_is_there(pattern, required):
+    assert required_text(pattern) == required
+    if required:  # every text the pattern occurs in holds it, and one without it is answered without RE2
+        regex = compile_linear(pattern)
+        assert not search(regex, "nothing like it")
