@@ -48,19 +48,19 @@ rules:
 """
 
 
-# Stubs that answer none of the benchmark's calls, missing in the same ways as MISSING_RULES
-# (a stub without an endpoint answers chat calls), each one's values its own.
+# Stubs that answer none of the benchmark's calls, stub i missing the way MISSING_RULES[i % 10] does
+# (a stub without an endpoint answers chat calls), with values of its own where the rule has one.
 STUB_KINDS = (
     lambda i: {"match": {"model": f"claude-{i}-*"}, "respond": "claude"},
     lambda i: {"match": {"message": f"refund {i}"}, "respond": "refund"},
     lambda i: {"match": {"message": f"/^order {i}-[0-9]+$/"}, "respond": "order"},
     lambda i: {"match": {"headers": {"x-tenant": f"acme-{i}-*"}}, "respond": "acme"},
-    lambda i: {"match": {"stream": True, "message": f"topic {i}"}, "respond": "streamed"},
+    lambda i: {"match": {"stream": True}, "respond": "streamed"},
     lambda i: {"match": {"key": f"sk-poeti-acme{i}-*"}, "respond": "acme key"},
     lambda i: {"match": {"body": {"user": f"alice-{i}"}}, "respond": "alice"},
-    lambda i: {"match": {"last_role": "tool", "message": f"tool {i}"}, "respond": "after a tool"},
-    lambda i: {"match": {"endpoint": "usage", "headers": {"x-stub": str(i)}}, "respond": {"error": "service_unavailable"}},
-    lambda i: {"match": {"model": "gpt-4o", "message": "capital"}, "name": f"gpt-4o only {i}", "respond": "gpt-4o only"},
+    lambda i: {"match": {"last_role": "tool"}, "respond": "after a tool"},
+    lambda i: {"match": {"endpoint": "usage"}, "respond": {"error": "service_unavailable"}},
+    lambda i: {"match": {"model": "gpt-4o", "message": "capital"}, "respond": "gpt-4o only"},
 )
 
 

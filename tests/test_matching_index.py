@@ -16,9 +16,10 @@ import random
 import pytest
 
 from mockpoeti.base.catalog import load_catalog
+from mockpoeti.base.regexes import compile_linear, required_text, search
 from mockpoeti.scripting.loader import parse_scenario, parse_stub
-from mockpoeti.scripting.matching import MAX_DIFFERENCE_CHARS, MAX_DIFFERENCES, Playbook, _cut, conditions_of, view_of
-from mockpoeti.scripting.rule_index import fewest
+from mockpoeti.scripting.matching import MAX_DIFFERENCE_CHARS, MAX_DIFFERENCES, MAX_PLANS, Playbook, _cut, conditions_of, view_of
+from mockpoeti.scripting.rule_index import MAX_SHAPE_CHARS, MAX_SHAPES, fewest
 
 CODES = set(load_catalog().errors)
 MODELS = ["gpt-4o", "gpt-4o-mini", "claude-3", "claude-3-opus", "o1", "", "x" * 5000]
@@ -197,8 +198,6 @@ def test_what_the_index_keeps_of_requests_is_bounded_in_size():
     """Answers kept by request values hold at most MAX_SHAPES sets of at most MAX_SHAPE_CHARS:
     300 requests with 100 KB models, header values and body values are answered right and
     leave nothing of that size behind (without the size bound: ~90 MB kept)."""
-    from mockpoeti.scripting.rule_index import MAX_SHAPE_CHARS, MAX_SHAPES
-
     scenario = parse_scenario({"version": 1, "name": "big", "rules": [
         {"match": {"model": "gpt-*", "headers": {"x-tenant": "acme-*"}, "body": {"user": "alice"}},
          "respond": {"content": "matched"}},
@@ -248,3 +247,52 @@ def test_a_near_miss_keeps_no_more_of_a_long_rule_than_it_shows():
 
     assert len(said) <= MAX_DIFFERENCE_CHARS + 1
     assert playbook.near_misses(view) == [{"rule": "stub#1", "differences": [(f"message: wanted {wanted!r}")[:199] + "…"]}]
+
+
+def test_what_an_index_keeps_by_request_values_is_bounded():
+    """An index keeps its answers by the request's values (model, key, headers...): at most
+    MAX_SHAPES sets of them, none holding more than MAX_SHAPE_CHARS of text."""
+    playbook = Playbook([], seed=1)
+    playbook.stubs.add(*parse_stub({"match": {"model": "gpt-*", "headers": {"x-tenant": "acme"}}, "respond": "x"}, CODES))
+
+    def miss(model: str) -> None:
+        assert playbook.decide(view_of("chat", "POST", "/v1/chat/completions", {}, {"model": model, "messages": []})) is None
+
+    miss("m" * (MAX_SHAPE_CHARS + 1))
+    index = playbook.stubs.tried.index
+    assert index.shapes == {}
+    for i in range(MAX_SHAPES + 10):
+        miss(f"model-{i}")
+        assert 0 < len(index.shapes) <= MAX_SHAPES
+
+
+def test_the_near_misses_a_playbook_keeps_by_pattern_of_fails_are_bounded():
+    playbook = Playbook([], seed=1)
+    for j in range(9):  # each its own header: 512 patterns of fails
+        playbook.stubs.add(*parse_stub({"match": {"model": "never", "headers": {f"x-h{j}": "1"}}, "respond": "x"}, CODES))
+    for pattern in range(MAX_PLANS + 44):
+        headers = {f"x-h{j}": "1" for j in range(9) if pattern >> j & 1}
+        view = view_of("chat", "POST", "/v1/chat/completions", headers, {"model": "o1", "messages": []})
+        assert playbook.decide(view) is None
+        assert playbook.near_misses(view) == Plain(playbook).near_misses(view)
+        assert 0 < len(playbook._plans) <= MAX_PLANS
+
+
+@pytest.mark.parametrize(("pattern", "required"), [
+    ("^order [0-9]+$", "order "),
+    ("ab*c", "a"),  # the starred b is not required
+    ("x{2}yz", "yz"),
+    ("a(bc)?de", "de"),
+    (r"foo\.bar", "foo"),
+    ("[]x]hello", "hello"),  # a class, its `]` first included, is not looked into
+    ("weather|天气", ""),  # an alternation: nothing is required of every match
+    ("(?i)refund", ""),  # flags: read no further
+    (r"\123abc", ""),  # an octal escape, \x41, \pL, \Q...\E: escapes that take more than one character
+    (r"\x41bc", ""),
+    (r"\pLabc", ""),
+])
+def test_a_regex_is_searched_only_when_the_text_it_requires_is_there(pattern, required):
+    assert required_text(pattern) == required
+    if required:  # every text the pattern occurs in holds it, and one without it is answered without RE2
+        regex = compile_linear(pattern)
+        assert not search(regex, "nothing like it")

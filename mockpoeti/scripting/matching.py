@@ -19,7 +19,19 @@ from mockpoeti.answers.generate import derive_seed
 from mockpoeti.answers.script import Respond
 from mockpoeti.base.errors import ConfigError
 from mockpoeti.base.regexes import glob_holds, is_glob, search
-from mockpoeti.scripting.rule_index import Each, Family, Globs, Messages, RuleIndex, Subsets, Values, attributes, fewest, is_flat
+from mockpoeti.scripting.rule_index import (
+    Each,
+    Family,
+    Globs,
+    Masks,
+    Messages,
+    RuleIndex,
+    Subsets,
+    Values,
+    attributes,
+    fewest,
+    is_flat,
+)
 from mockpoeti.scripting.scenario import Match, Rule, Scenario
 
 
@@ -598,7 +610,7 @@ class Tried:
         self.rules, self.spent, self.stubs = rules, spent, stubs
         self.index = RuleIndex(conditions)
 
-    def match(self, view: RequestView) -> tuple[list[int], int]:
+    def match(self, view: RequestView) -> tuple[Masks, int]:
         """What the request fails (`RuleIndex.failing`), and the first live rule it matches (-1 for none)."""
         index = self.index
         misses, missed = index.failing(view)
@@ -611,7 +623,7 @@ class Tried:
         if times is not None and uses >= times:
             self.spent |= 1 << i
 
-    def missed(self, i: int, misses: list[int]) -> Missed:
+    def missed(self, i: int, misses: Masks) -> Missed:
         """What kept rule i from answering: its label, the conditions that failed (in the order
         listed, as many as a near miss shows), and being used up."""
         failed = tuple(condition for condition, at in self.index.places[i] if misses[at] >> i & 1)
@@ -662,13 +674,6 @@ class Playbook:
         return bool(self.scenario_rules or self.stubs._by_id)
 
     @property
-    def rules(self) -> list[Rule]:
-        """Every rule in the order they are tried: the stubs newest first, then the scenarios'."""
-        if not self.stubs:
-            return self.scenario_rules
-        return [stub.rule for stub in self.stubs.newest_first()] + self.scenario_rules
-
-    @property
     def names(self) -> list[str]:
         return [s.name for s in self.scenarios]
 
@@ -677,7 +682,7 @@ class Playbook:
         first, then the scenarios' rules in order; else chaos may strike. Which rules the
         request fails is kept on the view, for its near misses."""
         stubs = self.stubs.index() if self.stubs.stale else self.stubs.tried
-        stub_misses: list[int] = []
+        stub_misses: Masks = ()
         if stubs is not None:
             stub_misses, i = stubs.match(view)
             if i >= 0:
@@ -690,7 +695,7 @@ class Playbook:
         rules = self._tried
         if rules is None and self.scenario_rules:
             rules = self._rules()
-        rule_misses: list[int] = []
+        rule_misses: Masks = ()
         if rules is not None:
             rule_misses, i = rules.match(view)
             if i >= 0:
@@ -739,17 +744,19 @@ class Playbook:
         and which of their conditions failed follows from that alone, and is kept by it: per
         request, only what those conditions quote of it is read."""
         stubs = self.stubs.index() if self.stubs.stale else self.stubs.tried
-        rules = self._rules()
+        rules = self._tried
+        if rules is None and self.scenario_rules:
+            rules = self._rules()
         found = view.misses
         if found is not None and found[0] is self and found[1] is stubs:
             stub_misses, rule_misses = found[2], found[3]
         else:
-            stub_misses = stubs.index.failing(view)[0] if stubs is not None else []
-            rule_misses = rules.index.failing(view)[0] if rules is not None else []
+            stub_misses = stubs.index.failing(view)[0] if stubs is not None else ()
+            rule_misses = rules.index.failing(view)[0] if rules is not None else ()
         if self._plans_of is not stubs:  # the stubs changed: what was kept named rules of the old ones
             self._plans.clear()
             self._plans_of = stubs
-        key = (limit, *stub_misses, stubs.spent if stubs is not None else 0, -1, *rule_misses,
+        key = (limit, stub_misses, stubs.spent if stubs is not None else 0, rule_misses,
                rules.spent if rules is not None else 0)
         plan = self._plans.get(key)
         if plan is None:
@@ -759,13 +766,13 @@ class Playbook:
         return plan[0], plan[1].read(view)
 
     @staticmethod
-    def _closest(stubs: Tried | None, stub_misses: list[int], rules: Tried | None, rule_misses: list[int],
+    def _closest(stubs: Tried | None, stub_misses: Masks, rules: Tried | None, rule_misses: Masks,
                  limit: int) -> Plan:
         closest: list[tuple[int, int, int]] = []  # (misses, 0 for a stub and 1 for a rule, its place)
         if stubs is not None:
-            closest += [(n, 0, i) for n, i in fewest([*stub_misses, stubs.spent], stubs.index.everyone, limit)]
+            closest += [(n, 0, i) for n, i in fewest((*stub_misses, stubs.spent), stubs.index.everyone, limit)]
         if rules is not None:
-            closest += [(n, 1, i) for n, i in fewest([*rule_misses, rules.spent], rules.index.everyone, limit)]
+            closest += [(n, 1, i) for n, i in fewest((*rule_misses, rules.spent), rules.index.everyone, limit)]
         missed = []
         for _, is_rule, i in sorted(closest)[:limit]:
             tried = rules if is_rule else stubs

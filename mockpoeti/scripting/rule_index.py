@@ -32,6 +32,7 @@ from mockpoeti.base.regexes import (
 # a regex: (pattern, regex, rules, required text); regexes searched together: (the verdict's key, their
 # alternation, the members, their patterns, the texts they need (() when one needs none), all not found)
 Member = tuple[str, Any, int, str]
+Masks = tuple[int, ...]  # one per family of an index: the rules (bits) each fails
 
 MAX_SHAPES = 256  # sets of request values whose answers an index keeps
 MAX_SHAPE_CHARS = 4096  # of request values in one set kept: a 4 MB model or header is answered, not kept
@@ -330,7 +331,7 @@ class RuleIndex:
     What the families with a source answer depends only on the request's values there (its
     model, stream, key, the headers and body keys some rule names, ...), which mostly repeat
     from one request to the next: their answers are kept by those values (at most
-    MAX_SHAPES sets of them, then forgotten at once)."""
+    MAX_SHAPES sets of them, then forgotten at once; none of more than MAX_SHAPE_CHARS)."""
 
     __slots__ = ("attrs", "bodies", "everyone", "families", "header", "headers", "keyed", "places", "shapes", "unkeyed")
 
@@ -364,10 +365,10 @@ class RuleIndex:
         self.headers = tuple(family.source[1] for family in by_source["header"])
         self.header = self.headers[0] if len(self.headers) == 1 else ""  # the one header some rule names
         self.bodies = by_source["body"][0] if by_source["body"] else None  # one at most: a rule has one body
-        self.shapes: dict[tuple, tuple[list[int], int]] = {}
+        self.shapes: dict[tuple, tuple[Masks, int]] = {}
         self.everyone = (1 << len(rules)) - 1
 
-    def failing(self, view: Any) -> tuple[list[int], int]:
+    def failing(self, view: Any) -> tuple[Masks, int]:
         """What each family fails (a mask per family, in `families`' order: a rule's bit is in as
         many as it has misses), and all of them together."""
         shape: tuple = self.attrs(view) if self.attrs is not None else ()
@@ -391,17 +392,14 @@ class RuleIndex:
                         self.shapes.clear()
                     self.shapes[shape] = known
         masks, missed = known
-        if not self.unkeyed:
-            return masks, missed
-        masks = masks.copy()
         for family in self.unkeyed:
             failing = family.failing(view)
-            masks.append(failing)
+            masks += (failing,)
             missed |= failing
         return masks, missed
 
-    def _answer(self, values: tuple) -> tuple[list[int], int]:
-        masks = [family.answer(value) for family, value in zip(self.keyed, values, strict=True)]
+    def _answer(self, values: tuple) -> tuple[Masks, int]:
+        masks = tuple([family.answer(value) for family, value in zip(self.keyed, values, strict=True)])
         missed = 0
         for mask in masks:
             missed |= mask
@@ -418,12 +416,7 @@ def attributes(names: list[str]) -> Callable[[Any], tuple] | None:
     return None
 
 
-def first(mask: int) -> int:
-    """The first rule (lowest bit) of a mask; -1 for none."""
-    return (mask & -mask).bit_length() - 1
-
-
-def fewest(masks: list[int], everyone: int, limit: int) -> list[tuple[int, int]]:
+def fewest(masks: Masks, everyone: int, limit: int) -> list[tuple[int, int]]:
     """The `limit` rules that are in fewest of `masks`, as (how many, rule), fewest first and
     ties in rule order."""
     once = twice = 0  # the rules in at least one of the masks, and in at least two
@@ -452,7 +445,7 @@ def _lowest(rules: int, count: int, limit: int) -> list[tuple[int, int]]:
     return out
 
 
-def _counted(masks: list[int], everyone: int, limit: int) -> list[tuple[int, int]]:
+def _counted(masks: Masks, everyone: int, limit: int) -> list[tuple[int, int]]:
     """`fewest`, counted in binary across all rules at once: digits[j] holds the rules whose
     count has bit j set."""
     digits: list[int] = []
