@@ -113,17 +113,15 @@ class Completion:
     def json(self) -> bytes:
         """`body()` as JSON. The usual answer (one choice of text, no logprobs) is spliced into a
         fixed frame: building the dict to serialise it cost three times the splice."""
-        if len(self.choices) != 1 or self.top_logprobs is not None or self.service_tier:
-            return dumps(self.body())
-        choice = self.choices[0]
-        if choice.tool_calls or choice.refusal is not None:
+        choice = self.choices[0] if len(self.choices) == 1 else None
+        if choice is None or choice.tool_calls or choice.refusal is not None or self.top_logprobs is not None \
+                or self.service_tier:
             return dumps(self.body())
         prompt, completion = self.prompt_tokens, self.completion_tokens
         return _PLAIN_ANSWER % (
             dumps(self.id), self.created, dumps(self.model), dumps(choice.content), dumps(choice.finish_reason), prompt,
             completion, prompt + completion, dumps(self.fingerprint),
         )
-
 
     def logprobs(self, choice: Choice) -> dict | None:
         """A choice's `logprobs`: one entry per token of its content (None unless asked for)."""
