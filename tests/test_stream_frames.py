@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import re
 import socket
+import time
 from array import array
 from dataclasses import replace
 
@@ -200,14 +201,73 @@ def test_a_paced_plan_made_by_iterators_is_the_one_drawn_frame_by_frame(pacing, 
     assert sum(step.content for step in fast) == answer.kinds.count("content")
 
 
-def _raw_answer(url: str, key: str, body: dict) -> bytes:
-    """The answer's bytes off the socket, HTTP framing included."""
+def _raw_answer(url: str, key: str, body: dict, version: bytes = b"1.1", pause_s: float = 0.0) -> bytes:
+    """The answer's bytes off the socket, HTTP framing included (read `pause_s` apart: a slow reader)."""
     host, port = url.removeprefix("http://").split(":")
     sent = orjson.dumps(body)
     with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n"
-                     b"Authorization: Bearer %b\r\nContent-Length: %d\r\n\r\n%b" % (key.encode(), len(sent), sent))
-        return b"".join(iter(lambda: sock.recv(65536), b""))
+        sock.sendall(b"POST /v1/chat/completions HTTP/%b\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n"
+                     b"Authorization: Bearer %b\r\nContent-Length: %d\r\n\r\n%b" % (version, key.encode(), len(sent), sent))
+        pieces = []
+        while piece := sock.recv(65536):
+            pieces.append(piece)
+            time.sleep(pause_s)
+        return b"".join(pieces)
+
+
+def _unchunked(chunked: bytes) -> bytes:
+    """A chunked body's bytes, its framing undone (and checked)."""
+    out = b""
+    while True:
+        size, _, rest = chunked.partition(b"\r\n")
+        if int(size, 16) == 0:
+            assert rest == b"\r\n"
+            return out
+        assert rest[int(size, 16) : int(size, 16) + 2] == b"\r\n"
+        out, chunked = out + rest[: int(size, 16)], rest[int(size, 16) + 2 :]
+
+
+def _contents(events: bytes) -> list[str]:
+    """The content pieces of a stream's events, in order."""
+    chunks = [orjson.loads(event.removeprefix(b"data: ")) for event in events.split(b"\n\n")[:-1] if event != DONE.strip()]
+    return [choice["delta"]["content"] for chunk in chunks for choice in chunk["choices"] if choice["delta"].get("content")]
+
+
+# --- paced writes, made from their timers (sse.Pacer) ---------------------------------------
+
+def test_a_paced_stream_over_http_1_0_is_the_same_events_unframed(poeti):
+    """HTTP/1.0 has no chunked framing: the paced writes go out as they are, and the
+    connection's end is the body's."""
+    poeti.stub({"content": "one two three four five", "stream": {"chunk": "word", "interval_ms": 2}})
+    body = {"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    old = _raw_answer(poeti.url, poeti.api_key, body, version=b"1.0")
+    new = _raw_answer(poeti.url, poeti.api_key, body)
+
+    old_head, _, old_events = old.partition(b"\r\n\r\n")
+    new_head, _, new_chunked = new.partition(b"\r\n\r\n")
+    assert old_head.startswith(b"HTTP/1.0 200") and b"Transfer-Encoding" not in old_head
+    assert b"Transfer-Encoding: chunked" in new_head
+    strip = lambda events: re.sub(rb'"(id|created)":[^,]*', b"", events)  # noqa: E731
+    assert strip(old_events) == strip(_unchunked(new_chunked))
+    assert _contents(old_events) == ["one ", "two ", "three ", "four ", "five"]
+
+
+def test_a_paced_stream_waits_for_a_slow_reader_and_loses_nothing(poeti):
+    """Paced chunks of 30 kB to a reader that takes its time: aiohttp's writes drain past
+    64 KiB written, and the timers' writes do too, so every chunk arrives, in order, and the
+    journal counts them all."""
+    words = [f"{i:02d}" + "x" * 30_000 for i in range(12)]
+    poeti.stub({"content": " ".join(words), "stream": {"chunk": "word", "first_chunk_ms": 5, "interval_ms": 5}})
+    body = {"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+
+    raw = _raw_answer(poeti.url, poeti.api_key, body, pause_s=0.002)
+
+    assert "".join(_contents(_unchunked(raw.partition(b"\r\n\r\n")[2]))) == " ".join(words)
+    [entry] = [e for e in httpx.get(poeti.url + "/__admin/requests").json()["requests"] if e["endpoint"] == "chat"]
+    assert entry["delivery"]["chunks_sent"] == 12 and entry["delivery"]["completed"] is True
+    sent = [mark[0] for mark in entry["delivery"]["timeline"]["marks"] if mark[3]]
+    planned = [mark[1] for mark in entry["delivery"]["timeline"]["marks"] if mark[3]]
+    assert len(sent) == 12 and all(s >= p - 1 for s, p in zip(sent, planned, strict=True))  # none before its time
 
 
 def test_a_stream_sent_whole_is_framed_on_the_wire_as_a_paced_one(poeti):
@@ -220,13 +280,7 @@ def test_a_stream_sent_whole_is_framed_on_the_wire_as_a_paced_one(poeti):
         raw = _raw_answer(poeti.url, poeti.api_key, {"model": "gpt-4o", "stream": True,
                                                      "messages": [{"role": "user", "content": message}]})
         head, _, chunked = raw.partition(b"\r\n\r\n")
-        events = b""
-        while True:  # the chunked framing, undone
-            size, _, rest = chunked.partition(b"\r\n")
-            if int(size, 16) == 0:
-                assert rest == b"\r\n"
-                break
-            events, chunked = events + rest[: int(size, 16)], rest[int(size, 16) + 2 :]
+        events = _unchunked(chunked)
         names = [line.split(b":")[0] for line in head.split(b"\r\n")[1:]]
         answers[message] = names, re.sub(rb'"(id|created)":[^,]*', b"", events)
 

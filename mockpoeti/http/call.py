@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from multidict import istr
 
+from mockpoeti.answers.completion import DONE
 from mockpoeti.answers.faults import Step, written
 from mockpoeti.base.errors import ApiError
 from mockpoeti.base.jsonio import parse_json
 from mockpoeti.books.journal import JOURNAL_ANSWER_BYTES
-from mockpoeti.books.timeline import Timeline
+from mockpoeti.books.timeline import BLANK_LINE, Timeline, events_ended
 from mockpoeti.http.cors import allow_origin
 from mockpoeti.http.wire import read_raw
 
@@ -60,6 +61,28 @@ class Delivery:
         self.timeline = Timeline(replay)
         self.kept: list[bytes] = []  # the writes that hold the answer's first bytes, for the journal (without `replay`)
         self.tail = b""  # the last two bytes written: a blank line may be split between writes
+
+    def wrote(self, data: bytes, sent_ms: float, at: float | None, content: int, events: int | None) -> None:
+        """Note a write that went out `sent_ms` after the request arrived, planned for `at`
+        seconds after it (None: at once), carrying `content` chunks and ending `events` SSE
+        events (None: counted here, the write may hold pieces of events)."""
+        size = len(data)
+        self.bytes_sent += size
+        self.chunks_sent += content
+        timeline = self.timeline
+        if timeline.sse:
+            if events is None:  # pieces of events (a fault's): counted
+                events, self.tail = events_ended(data, self.tail), data[-2:]
+            else:  # whole events, as planned: the write ends with a blank line
+                self.tail = BLANK_LINE
+            self.events_sent += events
+            if data.endswith(DONE):
+                timeline.done = True
+        else:
+            events = 0
+        timeline.mark(sent_ms, None if at is None else at * 1000, events, content)
+        if self.replay is None and self.bytes_sent - size < JOURNAL_ANSWER_BYTES:  # what was written before this one
+            self.kept.append(data)
 
     def answer(self) -> bytes | Callable[[], bytes]:
         """The first `JOURNAL_ANSWER_BYTES` of what was written, or what makes them."""

@@ -15,15 +15,14 @@ import socket
 import struct
 from collections.abc import Callable, Iterable, Iterator
 from itertools import accumulate, chain, repeat
+from typing import cast
 
 from aiohttp import hdrs, web
+from aiohttp.http_writer import StreamWriter
 from multidict import istr
 
-from mockpoeti.answers.completion import DONE
 from mockpoeti.answers.faults import Step
 from mockpoeti.answers.script import Pacing
-from mockpoeti.books.journal import JOURNAL_ANSWER_BYTES
-from mockpoeti.books.timeline import BLANK_LINE, events_ended
 from mockpoeti.http.call import Call, Delivery
 
 YIELD_AFTER_BYTES = 64 * 1024  # a write this large gives the loop to other clients before the next
@@ -85,41 +84,33 @@ async def perform(
 
     A client that leaves is noticed by aiohttp, which cancels this handler: a held
     line needs no polling, and the cancellation reaches the pipeline, which records it.
-    `replay` makes the same plan again: the journal then keeps it, not the bytes written."""
+    `replay` makes the same plan again: the journal then keeps it, not the bytes written.
+    A run of paced writes is handed to a `Pacer`, which writes each from its timer."""
     loop = asyncio.get_running_loop()
     request = call.request
     arrived = call.arrived
     sent = call.delivery = Delivery(content_chunks, replay)
     timeline = sent.timeline
+    steps = iter(steps)
+    step = next(steps, None)
     try:
-        for op, data, at, content, events, seconds, length in steps:
+        while step is not None:
+            op, data, at, content, events, seconds, length = step
             if op == "write" or (op == "eof" and data):
                 if at is not None:
                     delay = arrived + at - loop.time()
                     if delay > 0:
+                        if op == "write" and response.prepared and len(data) < YIELD_AFTER_BYTES:
+                            step = await Pacer(loop, cast(StreamWriter, request.writer), sent, arrived, steps).run(step)
+                            continue
                         await asyncio.sleep(delay)
                 if op == "eof":  # the last bytes and the end in one send
                     await response.write_eof(data)
                     sent.completed = True
                 else:
                     await response.write(data)
-                size = len(data)
-                sent.bytes_sent += size
-                sent.chunks_sent += content
-                if timeline.sse:
-                    if events is None:  # pieces of events (a fault's): counted
-                        events, sent.tail = events_ended(data, sent.tail), data[-2:]
-                    else:  # whole events, as planned: the write ends with a blank line
-                        sent.tail = BLANK_LINE
-                    sent.events_sent += events
-                    if data.endswith(DONE):
-                        timeline.done = True
-                else:
-                    events = 0
-                timeline.mark((loop.time() - arrived) * 1000, None if at is None else at * 1000, events, content)
-                if replay is None and sent.bytes_sent - size < JOURNAL_ANSWER_BYTES:  # what was written before this one
-                    sent.kept.append(data)
-                if size >= YIELD_AFTER_BYTES:  # a fast reader never makes a write wait: let others in
+                sent.wrote(data, (loop.time() - arrived) * 1000, at, content, events)
+                if len(data) >= YIELD_AFTER_BYTES:  # a fast reader never makes a write wait: let others in
                     await asyncio.sleep(0)
             elif op == "headers":
                 if length is not None:
@@ -142,6 +133,7 @@ async def perform(
                 sent.completed = True
             elif op == "strike":
                 timeline.fault_ms = (loop.time() - arrived) * 1000
+            step = next(steps, None)
     except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError):
         sent.interrupted = True
     except asyncio.CancelledError:
@@ -150,6 +142,83 @@ async def perform(
     if not response.prepared:  # reset or hang before any header: nothing was answered
         call.stream = response
     return response
+
+
+class Pacer:
+    """Paced writes carried out by timer callbacks: each chunk is written when its timer
+    fires, and the handler's task waits once for the whole run. Waking a task for each
+    chunk (a sleep's future, the task's step, back up through its coroutines) costs more
+    than the write itself, and with hundreds of paced streams that is what makes chunks
+    late. The run ends at the first step that is not a paced write (handed back to the
+    task), when the steps end (None), after a write that must be drained first, or with a
+    failed write's error."""
+
+    __slots__ = ("arrived", "done", "loop", "sent", "steps", "timer", "writer")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, writer: StreamWriter, sent: Delivery, arrived: float,
+                 steps: Iterator[Step]) -> None:
+        self.loop, self.writer, self.sent, self.arrived, self.steps = loop, writer, sent, arrived, steps
+        self.done: asyncio.Future[Step | None] = loop.create_future()
+        self.timer: asyncio.TimerHandle | None = None
+
+    async def run(self, step: Step) -> Step | None:
+        """Write `step` (a paced write, not yet due) and the paced writes after it; the step
+        that ends the run."""
+        self.timer = self.loop.call_at(self.arrived + step.at, self._fire, step)  # type: ignore[operator]
+        try:
+            ended = await self.done
+        finally:
+            if self.timer is not None:  # the handler was cancelled: the client left
+                self.timer.cancel()
+        if ended is DRAIN:
+            await self.writer.drain()
+            return next(self.steps, None)
+        return ended
+
+    def _fire(self, step: Step) -> None:
+        self.timer = None
+        done = self.done
+        if done.done():
+            return
+        loop, writer, sent, arrived, steps = self.loop, self.writer, self.sent, self.arrived, self.steps
+        try:
+            while True:
+                data = step.data
+                _write_now(writer, data)
+                sent.wrote(data, (loop.time() - arrived) * 1000, step.at, step.content, step.events)
+                if writer.buffer_size > DRAIN_AFTER_BYTES:  # aiohttp drains after this much, as its own writes do
+                    writer.buffer_size = 0
+                    done.set_result(DRAIN)
+                    return
+                following = next(steps, None)
+                if following is None or following.op != "write" or following.at is None \
+                        or len(following.data) >= YIELD_AFTER_BYTES:
+                    done.set_result(following)
+                    return
+                step = following
+                due = arrived + following.at
+                if due > loop.time():
+                    self.timer = loop.call_at(due, self._fire, step)
+                    return
+        except Exception as e:  # a reset connection, as the task's own write would raise it
+            done.set_exception(e)
+
+
+DRAIN = Step("drain")  # a Pacer's run ended on a write aiohttp would drain after
+DRAIN_AFTER_BYTES = 0x10000  # aiohttp's `StreamWriter.write` LIMIT
+
+
+def _write_now(writer: StreamWriter, data: bytes) -> None:
+    """aiohttp's own write, run to its end here (in a timer's callback, where nothing can be
+    awaited): with `drain=False` it frames the chunk (chunked or not) and hands it to the
+    transport without waiting for anything."""
+    coroutine = writer.write(data, drain=False)
+    try:
+        coroutine.send(None)
+    except StopIteration:
+        return
+    coroutine.close()
+    raise RuntimeError("aiohttp's write(drain=False) waited: a paced chunk cannot be written from a timer")
 
 
 def _abort(request: web.BaseRequest) -> None:
