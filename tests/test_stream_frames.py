@@ -247,6 +247,8 @@ def test_a_paced_stream_over_http_1_0_is_the_same_events_unframed(poeti):
     new_head, _, new_chunked = new.partition(b"\r\n\r\n")
     assert old_head.startswith(b"HTTP/1.0 200") and b"Transfer-Encoding" not in old_head
     assert b"Transfer-Encoding: chunked" in new_head
+    assert b"Connection: keep-alive" not in old_head  # neither asked for it: each connection ends with its stream
+    assert b"Connection: close" in new_head and b"Connection: keep-alive" not in new_head
     strip = lambda events: re.sub(rb'"(id|created)":[^,]*', b"", events)  # noqa: E731
     assert strip(old_events) == strip(_unchunked(new_chunked))
     assert _contents(old_events) == ["one ", "two ", "three ", "four ", "five"]

@@ -116,6 +116,8 @@ async def perform(
                 if length is not None:
                     response.content_length = length
                 call.stamp(response)
+                if not request.keep_alive:  # the connection ends with this answer: aiohttp says so unless told otherwise
+                    response.headers.popall(hdrs.CONNECTION, None)
                 await response.prepare(request)
                 call.stream = response
                 sent.headers_sent = True
