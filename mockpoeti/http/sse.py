@@ -187,7 +187,8 @@ class Pacer:
             while True:
                 data = step.data
                 _write_now(writer, data)
-                sent.wrote(data, (loop.time() - arrived) * 1000, step.at, step.content, step.events)
+                now = loop.time()
+                sent.wrote(data, (now - arrived) * 1000, step.at, step.content, step.events)
                 if writer.buffer_size > DRAIN_AFTER_BYTES:  # aiohttp drains after this much, as its own writes do
                     writer.buffer_size = 0
                     done.set_result(DRAIN)
@@ -199,7 +200,7 @@ class Pacer:
                     return
                 step = following
                 due = arrived + following.at
-                if due > loop.time():
+                if due > now:  # (the time of the last write: a chunk due since then waits for its timer)
                     self.timer = loop.call_at(due, self._fire, step)
                     return
         except Exception as e:  # a reset connection, as the task's own write would raise it
