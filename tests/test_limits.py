@@ -316,7 +316,7 @@ def test_a_scripted_error_is_traced_with_its_model(poeti, client):
 
 def test_out_of_file_descriptors_the_server_keeps_serving_and_says_so_once_a_second():
     with Served(argv=["bash", "-c", f"ulimit -n 64 && exec {console_script()} serve --port 0"]) as server:
-        held = []
+        held, started = [], time.monotonic()
         for _ in range(150):
             with contextlib.suppress(OSError):
                 held.append(socket.create_connection(("127.0.0.1", server.port), timeout=1))
@@ -327,9 +327,11 @@ def test_out_of_file_descriptors_the_server_keeps_serving_and_says_so_once_a_sec
         for sock in held[120:]:
             sock.close()
         server.stop()
+        took = time.monotonic() - started  # at most this long out of descriptors (a slow machine: longer than the 3 s slept)
     reports = [line for line in server.stderr.splitlines() if "out of file descriptors" in line]
     assert answered == 200
-    assert 1 <= len(reports) <= 6 and len(server.stderr.splitlines()) == len(reports)  # was 500,000 lines in 35 s
+    assert len(server.stderr.splitlines()) == len(reports)
+    assert 1 <= len(reports) <= took + 2, (len(reports), took)  # once a second at most; was 500,000 lines in 35 s
 
 
 def test_a_body_with_too_many_values_is_refused_without_holding_other_clients():

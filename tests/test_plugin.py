@@ -612,9 +612,10 @@ def test_per_test_overhead_is_small(pytester: pytest.Pytester) -> None:
     between two tests. Pytest's own teardown and setup (machine speed: a fixed bound on the whole gap
     failed on a slower CI machine) is measured in the same run, on tests that take the session's server
     as it is, and taken away. What is left is the reset and a few hops to the server's thread, each of
-    which may wait a GIL switch interval (5 ms) while the other thread runs: 4-11 ms measured on a
-    loaded 2-core machine, so the bound is 50 ms (a fresh server per test would not show here: a start
-    and stop measured 6-22 ms; the one URL says it)."""
+    which may wait a GIL switch interval (5 ms) or the scheduler while the other thread runs: 4-11 ms
+    measured on a loaded 2-core machine, 17 ms with the test's core shared five ways; so the bound is
+    100 ms (a fresh server per test would not show here: a start and stop measured 6-22 ms; the one URL
+    says it)."""
     pytester.makepyfile(test_speed=SPEED)
 
     run(pytester, "-q", "-p", "no:randomly").assert_outcomes(passed=101)
@@ -624,4 +625,4 @@ def test_per_test_overhead_is_small(pytester: pytest.Pytester) -> None:
     assert len(gaps["poeti"]) == len(gaps["plain"]) == 49
     poeti, plain = statistics.median(gaps["poeti"]), statistics.median(gaps["plain"])
     print(f"\nmedian gap between tests {poeti * 1000:.1f} ms with the fixture, {plain * 1000:.1f} ms without")
-    assert poeti - plain < 0.050, f"the fixture adds {(poeti - plain) * 1000:.1f} ms between tests"
+    assert poeti - plain < 0.100, f"the fixture adds {(poeti - plain) * 1000:.1f} ms between tests"
