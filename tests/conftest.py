@@ -6,6 +6,8 @@ so what the `poeti` fixture's server answers is exact and can be asserted exactl
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Iterator
 from datetime import datetime
 
@@ -13,7 +15,20 @@ import httpx
 import openai
 import pytest
 
+import mockpoeti
 from mockpoeti import MockServer
+
+# Imported here, before any test runs, because they are otherwise first imported lazily (by a server,
+# a scenario file, a first request): `pytester` (tests/test_plugin.py runs pytest in this process) takes
+# them out of sys.modules again after the test that first imported them, and the next import makes new
+# classes while older modules keep the first ones. httpx2's exception map then no longer knew httpcore2's
+# ReadTimeout (a client timeout escaped raw instead of as openai.APITimeoutError; httpx and httpcore
+# the same: a RemoteProtocolError escaped `suppress(httpx.HTTPError)`), and YAML fixtures no longer
+# loaded ("could not determine a constructor"). Which tests met which depended on how xdist shared
+# them out between its workers, that is on timing.
+for _module in ("httpcore", "httpcore2", "yaml", *(m.name for m in pkgutil.walk_packages(mockpoeti.__path__, "mockpoeti.")
+                                       if not m.name.endswith("__main__"))):
+    importlib.import_module(_module)
 
 
 @pytest.fixture

@@ -224,7 +224,9 @@ def test_a_plain_call_whose_client_gave_up_is_traced_as_interrupted(tmp_path):
 
 
 def test_an_interrupted_stream_is_billed_for_the_tokens_it_sent(tmp_path):
-    paced = {"stream": {"interval_ms": 30}, "content": " ".join(["word"] * 60)}
+    # 600 words 30 ms apart (18 s): the client leaves after 10, and a loaded machine that holds it up
+    # for a while still leaves most of the stream unsent (with 60 words, 1.5 s of delay sent them all)
+    paced = {"stream": {"interval_ms": 30}, "content": " ".join(["word"] * 600)}
     with serve("--scenario", scenario_file(tmp_path, paced)) as server:
         client = openai.OpenAI(base_url=server.url + "/v1", api_key=DEFAULT_KEY, max_retries=0)
         stream = client.chat.completions.create(**CHAT, stream=True)
@@ -238,7 +240,7 @@ def test_an_interrupted_stream_is_billed_for_the_tokens_it_sent(tmp_path):
             [trace] = booked(lambda: all_traces(http))
             [entry] = [e for e in http.get("/__admin/requests").json()["requests"] if e["endpoint"] == "chat"]
     sent = entry["delivery"]["chunks_sent"]
-    assert trace["interrupted"] and 10 <= sent < 60
+    assert trace["interrupted"] and 10 <= sent < 600
     assert trace["completion_tokens"] == sent  # a chunk is a token when streams are cut by token (the default)
 
 
@@ -314,7 +316,7 @@ def test_a_scripted_error_is_traced_with_its_model(poeti, client):
 
 def test_out_of_file_descriptors_the_server_keeps_serving_and_says_so_once_a_second():
     with Served(argv=["bash", "-c", f"ulimit -n 64 && exec {console_script()} serve --port 0"]) as server:
-        held = []
+        held, started = [], time.monotonic()
         for _ in range(150):
             with contextlib.suppress(OSError):
                 held.append(socket.create_connection(("127.0.0.1", server.port), timeout=1))
@@ -325,9 +327,11 @@ def test_out_of_file_descriptors_the_server_keeps_serving_and_says_so_once_a_sec
         for sock in held[120:]:
             sock.close()
         server.stop()
+        took = time.monotonic() - started  # at most this long out of descriptors (a slow machine: longer than the 3 s slept)
     reports = [line for line in server.stderr.splitlines() if "out of file descriptors" in line]
     assert answered == 200
-    assert 1 <= len(reports) <= 6 and len(server.stderr.splitlines()) == len(reports)  # was 500,000 lines in 35 s
+    assert len(server.stderr.splitlines()) == len(reports)
+    assert 1 <= len(reports) <= took + 2, (len(reports), took)  # once a second at most; was 500,000 lines in 35 s
 
 
 def test_a_body_with_too_many_values_is_refused_without_holding_other_clients():

@@ -271,7 +271,9 @@ def test_a_template_that_repeats_the_prompt_is_refused_past_one_mib():
     assert "stub#1" in message and "1048576 (MAX_RENDERED_CHARS)" in message, message
     assert fits.status_code == 200 and fits.json()["choices"][0]["message"]["content"] == "p" * 900_000
     print(f"\na template past its bound: refused in {took * 1000:.0f} ms; peak RSS grew {grown:.1f} MiB")
-    assert took < 2 and grown < 40
+    # the CPU bound above (Watch) is what tells a refusal from a render; the wall time has a 10x margin
+    # over the 0.8 s measured with the test's core shared five ways (rendering 29 MiB is what it guards)
+    assert took < 10 and grown < 40
 
 
 def peak_rss_kib(pid: int) -> int:
@@ -309,7 +311,9 @@ def test_a_file_named_many_times_in_one_put_is_read_once_and_the_rules_are_cappe
     assert [len(s["rules"]) for s in twice.json()["active"]] == [2000, 2000]  # active twice, each copy counting its own
     print(f"\n12,000 rules named 20 times: refused in {refused_took:.2f} s; 2,000 rules once {once_took:.2f} s, "
           f"twice {twice_took:.2f} s; RSS grew {grown:.1f} MiB")
-    assert refused_took < 10 and twice_took < once_took * 1.5 + 0.5 and grown < 150
+    # read once, 12,000 rules cost ~6 loads of 2,000 (5.5x measured, 5.1 s with the core shared five ways,
+    # where a fixed 10 s was too close); read 20 times they would cost ~120
+    assert refused_took < 30 * once_took and twice_took < once_took * 1.5 + 0.5 and grown < 150
 
 
 def test_python_loads_a_name_given_twice_once_and_caps_the_rules(tmp_path):

@@ -362,10 +362,12 @@ def test_the_cli_refuses_session_bounds_that_cannot_work_with_one_line(flag, val
 
 
 def test_a_session_unused_for_its_time_to_live_ends():
-    with MockServer(session_ttl_s=1.0) as server:
+    # a time to live 20 times the gap between the busy session's calls (0.1 s and a call), so a loaded
+    # machine that holds a call up a while does not end it; the idle one goes unused for twice as long
+    with MockServer(session_ttl_s=2.0) as server:
         idle, busy = make(server), make(server)
         handle = server.session()
-        deadline = time.monotonic() + 2.5
+        deadline = time.monotonic() + 4.5
         with keyed(busy["api_key"], busy["root_url"]) as http:
             while time.monotonic() < deadline:  # used every 0.1 s: it lives on
                 assert http.get("/v1/models").status_code == 200
