@@ -24,13 +24,17 @@ BLANK_LINE = b"\n\n"  # ends an SSE event
 _NONE = math.nan  # a planned time of None (sent at once), as the array stores it
 
 
-def events_ended(data: bytes, tail: bytes) -> int:
-    """The SSE events a write ends, `tail` the last two bytes written before it: its blank
-    lines, and one split between this write and the last."""
+def events_ended(data: bytes, planned: int | None, tail: bytes) -> tuple[int, bytes]:
+    """The SSE events a write ends, and the last two bytes written after it (`tail`: before
+    it). A planned write of whole events says how many (`planned`) and ends with a blank
+    line; a fault's pieces of events are counted: their blank lines, and one split between
+    this write and the last."""
+    if planned is not None:
+        return planned, BLANK_LINE
     events = data.count(BLANK_LINE)
     if data[:1] == b"\n" and tail[-1:] == b"\n" and tail != BLANK_LINE:
         events += 1
-    return events
+    return events, data[-2:]
 
 
 class Timeline:
@@ -84,8 +88,7 @@ class Timeline:
                 break
             events = 0
             if self.sse:  # counted as the writer counted them
-                events = events_ended(step.data, tail) if step.events is None else step.events
-                tail = step.data[-2:] if step.events is None else BLANK_LINE
+                events, tail = events_ended(step.data, step.events, tail)
             whole.extend((at, _NONE if step.at is None else step.at * 1000, events, step.content))
         return whole
 

@@ -19,7 +19,7 @@ from mockpoeti.answers.faults import Step, written
 from mockpoeti.base.errors import ApiError
 from mockpoeti.base.jsonio import parse_json
 from mockpoeti.books.journal import JOURNAL_ANSWER_BYTES
-from mockpoeti.books.timeline import BLANK_LINE, Timeline, events_ended
+from mockpoeti.books.timeline import Timeline, events_ended
 from mockpoeti.http.cors import allow_origin
 from mockpoeti.http.wire import read_raw
 
@@ -71,10 +71,7 @@ class Delivery:
         self.chunks_sent += content
         timeline = self.timeline
         if timeline.sse:
-            if events is None:  # pieces of events (a fault's): counted
-                events, self.tail = events_ended(data, self.tail), data[-2:]
-            else:  # whole events, as planned: the write ends with a blank line
-                self.tail = BLANK_LINE
+            events, self.tail = events_ended(data, events, self.tail)
             self.events_sent += events
             if data.endswith(DONE):
                 timeline.done = True
