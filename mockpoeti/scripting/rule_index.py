@@ -425,15 +425,8 @@ def fewest(masks: Masks, everyone: int, limit: int) -> list[tuple[int, int]]:
         once |= mask
     if twice and (everyone & ~twice).bit_count() < limit:  # some of the closest miss two things or more
         return _counted(masks, everyone, limit)
-    out = []
-    for count, rules in ((0, everyone & ~once), (1, once & ~twice)):
-        while rules:
-            low = rules & -rules
-            out.append((count, low.bit_length() - 1))
-            if len(out) == limit:
-                return out
-            rules ^= low
-    return out
+    out = _lowest(everyone & ~once, 0, limit)
+    return out + _lowest(once & ~twice, 1, limit - len(out))
 
 
 def _lowest(rules: int, count: int, limit: int) -> list[tuple[int, int]]:
