@@ -113,15 +113,22 @@ class Completion:
     def json(self) -> bytes:
         """`body()` as JSON. The usual answer (one choice of text, no logprobs) is spliced into a
         fixed frame: building the dict to serialise it cost three times the splice."""
-        choice = self.choices[0] if len(self.choices) == 1 else None
-        if choice is None or choice.tool_calls or choice.refusal is not None or self.top_logprobs is not None \
-                or self.service_tier:
+        choice = self.text_alone()
+        if choice is None or self.service_tier:
             return dumps(self.body())
         prompt, completion = self.prompt_tokens, self.completion_tokens
         return _PLAIN_ANSWER % (
             dumps(self.id), self.created, dumps(self.model), dumps(choice.content), dumps(choice.finish_reason), prompt,
             completion, prompt + completion, dumps(self.fingerprint),
         )
+
+    def text_alone(self) -> Choice | None:
+        """The one choice of an answer that is text alone (no tools, no refusal, no logprobs):
+        the usual answer, which is made by splicing its text into a fixed frame; else None."""
+        if len(self.choices) != 1 or self.top_logprobs is not None:
+            return None
+        choice = self.choices[0]
+        return None if choice.tool_calls or choice.refusal is not None else choice
 
     def logprobs(self, choice: Choice) -> dict | None:
         """A choice's `logprobs`: one entry per token of its content (None unless asked for)."""
@@ -468,12 +475,7 @@ class StreamedAnswer:
 
     def _text_alone(self) -> list[str] | None:
         """The pieces of an answer that is one choice of text, without logprobs; else None."""
-        choices = self.completion.choices
-        if len(choices) != 1 or self.completion.top_logprobs is not None:
-            return None
-        if choices[0].tool_calls or choices[0].refusal is not None:
-            return None
-        return self.pieces_by_choice[0]  # type: ignore[return-value]
+        return None if self.completion.text_alone() is None else self.pieces_by_choice[0]  # type: ignore[return-value]
 
     def template(self, index: int, framed: bool) -> tuple[bytes, bytes]:
         """A text chunk of choice `index` serialised: what comes before its `"content":"..."` and after."""
