@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from mockpoeti import _native
+
+_native.install()  # the compiled modules when they are built and current (README: Performance)
+
 __version__ = "0.1.0"
 __all__ = ["ApiError", "ConfigError", "MockServer", "MockpoetiError", "Settings", "__version__"]
 

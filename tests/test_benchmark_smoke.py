@@ -33,7 +33,7 @@ MEASURES = {
     "sessions": ["create", "create_python", "create_http", "idle_bytes", "idle_rss", "cost", "rps"],
     "profile": ["total", "loop", "aiohttp", "own"],
     "metrics": ["count", "share", "cpu"],
-    "stages": ["reference", "skeleton", "validation", "generation", "books", "total"],
+    "stages": ["reference", "skeleton", "validation", "generation", "books", "total_pure", "total"],
 }
 
 

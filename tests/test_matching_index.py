@@ -191,7 +191,7 @@ def test_near_misses_are_worked_out_again_when_a_stub_came_since_the_request_was
     ([0b1110, 0b1110, 0b0110], [(0, 0), (2, 3), (3, 1)]),
 ])
 def test_fewest_finds_the_rules_in_fewest_masks_ties_in_order(masks, expected):
-    assert fewest(masks, 0b1111, 3) == expected
+    assert fewest(tuple(masks), 0b1111, 3) == expected
 
 
 def test_what_the_index_keeps_of_requests_is_bounded_in_size():

@@ -31,6 +31,7 @@ import email
 import json
 import os
 import re
+import shutil
 import site
 import subprocess
 import sys
@@ -38,6 +39,7 @@ import sysconfig
 import tomllib
 import venv
 import zipfile
+from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
 import httpx
@@ -119,11 +121,26 @@ def test_the_wheel_carries_fixtures_scenarios_the_plugin_and_its_dependencies(wh
     assert unconditional == sorted(d.replace(" ", "") for d in wanted)
 
 
+COMPILER = shutil.which("cc") or shutil.which("gcc")  # the build hook compiles the hot path with it (hatch_build.py)
+
+
+def test_the_wheel_carries_the_compiled_hot_path_where_a_compiler_is(wheel):
+    with zipfile.ZipFile(wheel) as archive:
+        compiled = sorted(n for n in archive.namelist() if n.endswith(".so"))
+    if COMPILER:
+        assert "mockpoeti/answers/generate" + EXTENSION_SUFFIXES[0] in compiled, compiled
+        assert any(n.startswith("mockpoeti__mypyc.") for n in compiled), compiled
+        assert "-none-any" not in wheel.name  # a platform wheel
+    else:
+        assert compiled == [] and wheel.name.endswith("-py3-none-any.whl")
+
+
 WHERE_FROM = """
 import json, sys
-import aiohttp, mockpoeti, mockpoeti.server
+import aiohttp, mockpoeti, mockpoeti.server, mockpoeti.answers.generate
 from mockpoeti.base.catalog import shipped_dir
-print(json.dumps({"mockpoeti": [mockpoeti.__file__, mockpoeti.server.__file__], "aiohttp": aiohttp.__file__,
+print(json.dumps({"mockpoeti": [mockpoeti.__file__, mockpoeti.server.__file__, mockpoeti.answers.generate.__file__],
+                  "native": mockpoeti._native.state, "aiohttp": aiohttp.__file__,
                   "fixtures": str(shipped_dir("fixtures")), "scenarios": str(shipped_dir("scenarios")), "path": sys.path,
                   "venv": sys.prefix != sys.base_prefix}))
 """
@@ -141,6 +158,8 @@ def test_the_venv_imports_mockpoeti_from_the_wheel_and_only_its_dependencies_fro
     assert not Path(where["aiohttp"]).is_relative_to(home)  # a dependency: this interpreter's, through the .pth
     assert any(Path(where["aiohttp"]).is_relative_to(folder) for folder in running_site_folders())
     assert str(ROOT) not in where["path"]  # the checkout's editable hook did not run
+    assert where["native"] == ("compiled" if COMPILER else "pure")
+    assert where["mockpoeti"][2].endswith(EXTENSION_SUFFIXES[0] if COMPILER else ".py")
 
 
 def test_the_installed_script_serves_a_shipped_scenario_from_outside_the_checkout(installed, tmp_path):

@@ -150,7 +150,8 @@ def test_server_bug(poeti, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("kaboom")
 
-    monkeypatch.setattr("mockpoeti.http.routes.chat.build_completion", boom)
+    # a bug where every request passes (compiled modules' functions cannot be replaced; the playbook's can)
+    monkeypatch.setattr("mockpoeti.scripting.matching.Playbook.active", property(boom))
     with pytest.raises(openai.InternalServerError) as caught:
         ask(poeti)
     response = caught.value.response

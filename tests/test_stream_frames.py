@@ -5,6 +5,7 @@ a stream, the bytes the client read."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import socket
@@ -34,8 +35,7 @@ def test_a_spliced_text_chunk_is_the_chunk_serialised_whole(include_usage, n):
     body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "n": n, "stream": True}
     completion = build_completion(parse_chat_request(body, state.catalog.models), state.text, 7, "chatcmpl-x", 1)
     text = 'a "quoted" \\ back\tslash\n 中文 😀 \u2028 end'
-    completion = completion.__class__(**{**{f: getattr(completion, f) for f in completion.__slots__},
-                                         "choices": tuple(finish_text(i, text) for i in range(n))})
+    completion = dataclasses.replace(completion, choices=tuple(finish_text(i, text) for i in range(n)))
     kinds, chunks = stream_chunks(completion, include_usage)
     spliced = [(kind, chunk) for kind, chunk in zip(kinds, chunks, strict=True) if kind == "content"]
     assert spliced and all(isinstance(chunk, bytes) for _, chunk in spliced)

@@ -120,7 +120,9 @@ def parse_chat_request(body: Any, models: dict[str, Model]) -> ChatRequest:
         elif value is not None:  # null is the field left out, as OpenAI reads it
             given[name] = check(value)
     stream = include_usage = False
-    n, max_tokens, stop, tools, response_format, schema = 1, None, (), (), "text", None
+    n, max_tokens, response_format, schema = 1, None, "text", None
+    stop: tuple[str, ...] = ()
+    tools: tuple[dict, ...] = ()
     logprobs, top_logprobs, parallel_tool_calls, seed, user, service_tier, reasoning_effort = _LESS_USED_DEFAULTS
     if given:
         get = given.get
@@ -164,7 +166,7 @@ def parse_chat_request(body: Any, models: dict[str, Model]) -> ChatRequest:
 
 
 def _last_user_text(messages: tuple[dict, ...]) -> str:
-    for message in reversed(messages):
+    for message in messages[::-1]:
         if message.get("role") == "user":
             return message_text(message)
     return ""

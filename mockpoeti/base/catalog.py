@@ -6,6 +6,7 @@ the shipped copy, so replacing only the catalog is one small file.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,9 @@ from typing import Any
 from mockpoeti.base.errors import ConfigError
 from mockpoeti.base.yamlfiles import load_shipped_yaml, load_yaml
 
-_PACKAGE = Path(__file__).resolve().parents[1]  # mockpoeti/
+# mockpoeti/, from the package (always imported first), not this file: compiled, an editable
+# install keeps this module in build/native (hatch_build.py)
+_PACKAGE = Path(sys.modules["mockpoeti"].__path__[0]).resolve()
 
 
 def shipped_dir(name: str) -> Path:

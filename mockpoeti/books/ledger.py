@@ -183,7 +183,7 @@ class Sums:
     latency_ms: int = 0
 
     def add(self, other: Sums) -> None:
-        for name in Sums.__slots__:
+        for name in ("requests","successes","errors","prompt_tokens","completion_tokens","cost_nanos","latency_ms"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def add_trace(self, trace: Trace) -> None:
