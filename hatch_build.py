@@ -23,12 +23,16 @@ from pathlib import Path
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
 # The modules compiled: those a chat call spends its CPU in, each passing mypy and mypyc.
-# (http/edge and http/whole_answer subclass aiohttp's classes, which mypyc cannot.)
+# Not: http/edge and http/whole_answer (they subclass aiohttp's classes, which mypyc cannot),
+# base/settings (a compiled dataclass refuses a wrong type before the one-line error is made).
 NATIVE_MODULES = (
     "mockpoeti/answers/chat_request.py",
     "mockpoeti/answers/completion.py",
     "mockpoeti/answers/generate.py",
+    "mockpoeti/answers/script.py",
+    "mockpoeti/answers/tool_choice.py",
     "mockpoeti/base/catalog.py",
+    "mockpoeti/base/clock.py",
     "mockpoeti/base/jsonio.py",
     "mockpoeti/books/journal.py",
     "mockpoeti/books/ledger.py",
@@ -37,11 +41,14 @@ NATIVE_MODULES = (
     "mockpoeti/http/auth.py",
     "mockpoeti/http/call.py",
     "mockpoeti/http/cors.py",
+    "mockpoeti/http/match.py",
     "mockpoeti/http/pipeline.py",
     "mockpoeti/http/router.py",
     "mockpoeti/http/routes/chat.py",
     "mockpoeti/http/wire.py",
+    "mockpoeti/scripting/matching.py",
     "mockpoeti/scripting/rule_index.py",
+    "mockpoeti/scripting/scenario.py",
 )
 GROUP = "mockpoeti"  # mypyc's shared library: the top-level module mockpoeti__mypyc
 MANIFEST = "manifest.txt"  # read by mockpoeti/_native.py

@@ -150,8 +150,8 @@ def test_server_bug(poeti, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("kaboom")
 
-    # a bug where every request passes (compiled modules' functions cannot be replaced; the playbook's can)
-    monkeypatch.setattr("mockpoeti.scripting.matching.Playbook.active", property(boom))
+    # a bug where a chat call passes (compiled modules' functions cannot be replaced; the settings' can)
+    monkeypatch.setattr("mockpoeti.base.settings.Settings.body_limits", property(boom))
     with pytest.raises(openai.InternalServerError) as caught:
         ask(poeti)
     response = caught.value.response

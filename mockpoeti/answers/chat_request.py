@@ -54,7 +54,7 @@ class ChatRequest:
     include_usage: bool = False
     n: int = 1
     max_tokens: int | None = None
-    stop: tuple[str, ...] = ()
+    stop: tuple[str, ...] = ()  # declared: compiled, a variable holds only the type inferred from its first value
     tools: tuple[dict, ...] = ()
     tool_choice: str | None = None  # None (no tools), "auto", "none", "required" or a function name
     response_format: str = "text"
@@ -121,7 +121,7 @@ def parse_chat_request(body: Any, models: dict[str, Model]) -> ChatRequest:
             given[name] = check(value)
     stream = include_usage = False
     n, max_tokens, response_format, schema = 1, None, "text", None
-    stop: tuple[str, ...] = ()
+    stop: tuple[str, ...] = ()  # declared: compiled, a variable holds only the type inferred from its first value
     tools: tuple[dict, ...] = ()
     logprobs, top_logprobs, parallel_tool_calls, seed, user, service_tier, reasoning_effort = _LESS_USED_DEFAULTS
     if given:
@@ -166,7 +166,7 @@ def parse_chat_request(body: Any, models: dict[str, Model]) -> ChatRequest:
 
 
 def _last_user_text(messages: tuple[dict, ...]) -> str:
-    for message in messages[::-1]:
+    for message in messages[::-1]:  # (reversed() here stops mypyc with an internal error)
         if message.get("role") == "user":
             return message_text(message)
     return ""

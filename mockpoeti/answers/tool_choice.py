@@ -85,7 +85,7 @@ def next_tools(request: ChatRequest, tools: list[tuple[int, dict]], named: list[
 def called_since_prompt(messages: tuple[dict, ...]) -> set[str]:
     """The names of the functions the assistant called after the last user message."""
     called: set[str] = set()
-    for message in reversed(messages):
+    for message in messages[::-1]:  # (reversed() here stops mypyc with an internal error)
         role = message.get("role")
         if role == "user":
             break

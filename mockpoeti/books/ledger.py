@@ -183,8 +183,13 @@ class Sums:
     latency_ms: int = 0
 
     def add(self, other: Sums) -> None:
-        for name in ("requests","successes","errors","prompt_tokens","completion_tokens","cost_nanos","latency_ms"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.requests += other.requests
+        self.successes += other.successes
+        self.errors += other.errors
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.cost_nanos += other.cost_nanos
+        self.latency_ms += other.latency_ms
 
     def add_trace(self, trace: Trace) -> None:
         self.requests += 1

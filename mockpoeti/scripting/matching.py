@@ -109,7 +109,7 @@ def answered_tool(messages: list[dict]) -> str:
     if last.get("role") == "function":
         return last["name"] if isinstance(last.get("name"), str) else ""
     wanted = last.get("tool_call_id")
-    for message in reversed(messages):
+    for message in messages[::-1]:  # (reversed() here stops mypyc with an internal error)
         calls = message.get("tool_calls") if message.get("role") == "assistant" else None
         for call in calls if isinstance(calls, list) else ():
             if isinstance(call, dict) and call.get("id") == wanted:
