@@ -12,13 +12,14 @@ package runs as plain Python: the same answers, measured by the same tests.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
+from typing import Any
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
@@ -51,7 +52,6 @@ NATIVE_MODULES = (
     "mockpoeti/scripting/scenario.py",
 )
 GROUP = "mockpoeti"  # mypyc's shared library: the top-level module mockpoeti__mypyc
-MANIFEST = "manifest.txt"  # read by mockpoeti/_native.py
 COMPILE_TIMEOUT_S = 900
 
 # Run in a copy of the package (no pyproject.toml there for setuptools to read): mypyc
@@ -67,21 +67,25 @@ setup(name="mockpoeti-native", ext_modules=mypycify(modules, group_name={group!r
 _MYPY_INI = "[mypy]\npython_version = 3.11\nignore_missing_imports = True\ncheck_untyped_defs = True\n"
 
 
-def native_tag() -> str:
-    """Where an editable build keeps its modules: one folder per interpreter and platform."""
-    return EXTENSION_SUFFIXES[0].strip(".").rsplit(".", 1)[0]  # cpython-311-x86_64-linux-gnu
+def _native(root: Path) -> Any:
+    """mockpoeti/_native.py, read from the tree being built (stdlib only): where an editable build
+    goes and which sources it lists are its answers, the same ones the package reads at import."""
+    spec = importlib.util.spec_from_file_location("mockpoeti_native_layout", root / "mockpoeti" / "_native.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def source_lines(root: Path) -> list[str]:
+def source_lines(root: Path, native: Any) -> list[str]:
     """Every source of the package as the manifest lists it: path, size, mtime_ns, sha256.
     Compiled modules call each other in C and rely on the others' types, so a change to any
     makes the whole build stale."""
     out = []
-    for path in sorted((root / "mockpoeti").rglob("*.py")):
-        if "__pycache__" not in path.parts:
-            stat = path.stat()
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            out.append(f"source {path.relative_to(root).as_posix()} {stat.st_size} {stat.st_mtime_ns} {digest}")
+    for name in native.sources(str(root)):
+        path = root / name
+        stat = path.stat()
+        out.append(f"source {name} {stat.st_size} {stat.st_mtime_ns} {hashlib.sha256(path.read_bytes()).hexdigest()}")
     return out
 
 
@@ -129,9 +133,10 @@ class NativeBuildHook(BuildHookInterface):
 
     def _editable(self, root: Path) -> None:
         """Compile into build/native/TAG with a manifest of the sources; a failure leaves none."""
-        home = root / "build" / "native" / native_tag()
+        native = _native(root)
+        home = Path(native.NATIVE_HOME)
         shutil.rmtree(home, ignore_errors=True)
-        sources = source_lines(root)
+        sources = source_lines(root, native)
         try:
             built = compile_native(root, home)
         except (RuntimeError, OSError, subprocess.SubprocessError) as error:
@@ -139,4 +144,4 @@ class NativeBuildHook(BuildHookInterface):
             self.app.display_warning(f"mockpoeti: compiling with mypyc failed; the checkout runs as plain Python\n{error}")
             return
         modules = [f"module {p.relative_to(home).as_posix()}" for p in built]
-        (home / MANIFEST).write_text("\n".join(sources + modules) + "\n", encoding="utf-8")
+        (home / native.MANIFEST).write_text("\n".join(sources + modules) + "\n", encoding="utf-8")

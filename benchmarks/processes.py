@@ -59,14 +59,15 @@ def reference_serve() -> list[str]:
 
 
 def child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
-    return env
+    """This environment, unchanged. Children start in the repository's root (cwd=ROOT), where
+    `python -m benchmarks...` finds the benchmarks, while `mockpoeti serve` runs the package as
+    installed: the compiled build a wheel carries too (hatch_build.py), not the checkout's sources."""
+    return dict(os.environ)
 
 
 class Server(Served):
     """A server under benchmark (tests/serving.py's runner): named, started from the
-    repository's root with this checkout first on its path, up once it printed its ready line."""
+    repository's root, up once it printed its ready line."""
 
     def __init__(self, name: str, argv: list[str]):
         self.name = name

@@ -63,6 +63,16 @@ def stale(built: dict[str, tuple[int, int, str]], root: str = ROOT) -> str | Non
     return None
 
 
+def read_manifest() -> tuple[dict[str, tuple[int, int, str]], list[str]]:
+    """What the editable build compiled: its sources (path -> size, mtime_ns, sha256) and the
+    files it made; FileNotFoundError where none was made. A damaged line raises ValueError or
+    IndexError (the build is then not used)."""
+    with open(os.path.join(NATIVE_HOME, MANIFEST), encoding="utf-8") as f:
+        lines = [line.split() for line in f]
+    return {p[1]: (int(p[2]), int(p[3]), p[4]) for p in lines if p[0] == "source"}, \
+        [p[1] for p in lines if p[0] == "module"]
+
+
 def _module_name(relative: str) -> str:
     return relative[: -len(EXTENSION)].replace("/", ".")
 
@@ -80,16 +90,12 @@ def install() -> None:
         state = "compiled"
         return
     try:
-        with open(os.path.join(NATIVE_HOME, MANIFEST), encoding="utf-8") as f:
-            lines = [line.split() for line in f]
+        built, modules = read_manifest()
+        why = stale(built) if modules else "build/native has no modules"
     except FileNotFoundError:
         return  # never compiled here
-    try:
-        built = {p[1]: (int(p[2]), int(p[3]), p[4]) for p in lines if p[0] == "source"}
-        modules = [p[1] for p in lines if p[0] == "module"]
-        why = stale(built) if modules else "build/native has no modules"
     except (OSError, ValueError, IndexError) as error:
-        why = f"build/native is unreadable ({error})"
+        why = f"build/native is unreadable ({error!r})"
     if why is not None:
         state = f"pure ({why}; `pip install -e .` compiles it again)"
         return

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Coroutine
 from typing import Any, NoReturn
 
-from mockpoeti import __version__
+from mockpoeti import __version__, _native
 from mockpoeti.base.settings import MAX_KEYS_PER_ACCOUNT, MAX_SESSIONS, Settings
 from mockpoeti.base.settings import setting_type as _setting
 
@@ -216,6 +216,8 @@ async def _run(server) -> None:
     gc.enable()
     if not _is_loopback(server.host):
         print(f"mockpoeti: warning: listening on {server.host}, reachable beyond this machine", file=sys.stderr)
+    if _native.state.startswith("pure (") and "MOCKPOETI_PURE" not in _native.state:  # an edited checkout: say so
+        print(f"mockpoeti: running as plain Python: {_native.state[6:-1]}", file=sys.stderr)
     print(f"mockpoeti listening on {server.url} (API key: {server.api_key})", flush=True)
     try:
         await stop.wait()

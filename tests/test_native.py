@@ -27,11 +27,10 @@ COMPILER = shutil.which("cc") or shutil.which("gcc")
 
 
 def built_manifest() -> dict[str, tuple[int, int, str]] | None:
-    path = Path(_native.NATIVE_HOME, _native.MANIFEST)
-    if not path.exists():
+    try:
+        return _native.read_manifest()[0]
+    except FileNotFoundError:
         return None
-    lines = [line.split() for line in path.read_text(encoding="utf-8").splitlines()]
-    return {p[1]: (int(p[2]), int(p[3]), p[4]) for p in lines if p[0] == "source"}
 
 
 def test_this_checkout_runs_its_compiled_build_while_its_sources_are_the_ones_built():
