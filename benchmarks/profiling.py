@@ -1,5 +1,6 @@
 """Where a chat call's time goes, in both servers: the split of its CPU time between the
-event loop and sockets, aiohttp, and the server's own code.
+event loop and sockets, aiohttp, and the server's own code. mockpoeti runs its Python build
+(MOCKPOETI_PURE=1): cProfile does not see compiled functions.
 
     python -m benchmarks.profiling [--requests 10000] [--same-prompt] [--top 15]
 
@@ -146,11 +147,11 @@ class Profile:
         return found[:count]
 
 
-def profile_server(name: str, module: list[str], own: str, requests: int, body: dict) -> Profile:
+def profile_server(name: str, module: list[str], own: str, requests: int, body: dict, env: tuple[str, ...] = ()) -> Profile:
     """`python -m MODULE...`: warmed up, then `requests` calls unprofiled and `requests` profiled."""
     with tempfile.TemporaryDirectory(prefix="mockpoeti-profile-") as folder:
         out = Path(folder) / f"{name}.prof"
-        with Server(name, [sys.executable, "-c", DRIVER, str(out), *module]) as server:
+        with Server(name, ["env", *env, sys.executable, "-c", DRIVER, str(out), *module]) as server:
             load_count(server, PATH, body, CONNECTIONS, WARMUP_CALLS)
             plain = load_count(server, PATH, body, CONNECTIONS, requests)
             os.kill(server.pid, signal.SIGUSR1)
@@ -175,7 +176,8 @@ def measure(requests: int, body: dict) -> dict[str, Profile]:
     return {
         "bare": profile_server("bare", ["benchmarks.reference", "--host", "127.0.0.1", "--port", "0"],
                                REFERENCE_OWN, requests, body),
-        "mockpoeti": profile_server("mockpoeti", ["mockpoeti", *SERVE], MOCKPOETI_OWN, requests, body),
+        # the Python build: cProfile does not see compiled functions, and would charge their time to aiohttp
+        "mockpoeti": profile_server("mockpoeti", ["mockpoeti", *SERVE], MOCKPOETI_OWN, requests, body, ("MOCKPOETI_PURE=1",)),
     }
 
 
@@ -184,7 +186,7 @@ def run(plan: Plan) -> list[Row]:
     bare, mock = found["bare"], found["mockpoeti"]
     bare_split, mock_split = bare.split_us(), mock.split_us()
     rows = [info(f"{SECTION}.total", SECTION,
-                 f"server CPU per chat call, unprofiled ({plan.profile_requests:,} calls, new prompts)",
+                 f"server CPU per chat call, unprofiled (the Python build; {plan.profile_requests:,} calls, new prompts)",
                  mock.cpu_us, "us", bare.cpu_us, mock.cpu_us / bare.cpu_us)]
     for name, label in CATEGORIES.items():
         if name != "other":  # the profiler's own handlers: next to nothing
