@@ -64,7 +64,16 @@ modules, out = sys.argv[1].split(","), sys.argv[2]
 setup(name="mockpoeti-native", ext_modules=mypycify(modules, group_name={group!r}, opt_level="3"),
       script_args=["build_ext", "--build-lib", out, "--build-temp", "tmp", "-j", "2"])
 """
-_MYPY_INI = "[mypy]\npython_version = 3.11\nignore_missing_imports = True\ncheck_untyped_defs = True\n"
+# The same types whatever the build environment holds: third-party packages are never read
+# (pip builds before it installs the dependencies), so their classes are Any, and an attribute
+# of such a base class has a type mypy cannot determine (has-type) where `mypy` in CI can.
+_MYPY_INI = """[mypy]
+python_version = 3.11
+no_site_packages = True
+ignore_missing_imports = True
+check_untyped_defs = True
+disable_error_code = has-type
+"""
 
 
 def _native(root: Path) -> Any:

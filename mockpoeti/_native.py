@@ -22,7 +22,8 @@ EXTENSION = EXTENSION_SUFFIXES[0]  # ".cpython-311-x86_64-linux-gnu.so": the int
 NATIVE_HOME = os.path.join(ROOT, "build", "native", EXTENSION.strip(".").rsplit(".", 1)[0])
 MANIFEST = "manifest.txt"  # "source PATH SIZE MTIME_NS SHA256" and "module PATH" lines (hatch_build.py)
 
-state = "pure"  # "compiled", "pure", or why the compiled modules are not used (`mockpoeti serve` prints it)
+state = "pure"  # "compiled", "pure", or "pure (why)"
+stale_build: str | None = None  # an editable build that is not used, and why (`mockpoeti serve` says so)
 
 
 class _Finder:
@@ -79,7 +80,7 @@ def _module_name(relative: str) -> str:
 
 def install() -> None:
     """Put the right finder first on sys.meta_path (once, from mockpoeti/__init__)."""
-    global state
+    global state, stale_build
     if os.environ.get("MOCKPOETI_PURE"):
         where = {name[:-3].replace("/", "."): os.path.join(ROOT, name) for name in sources()
                  if not name.endswith("__init__.py")}
@@ -97,7 +98,8 @@ def install() -> None:
     except (OSError, ValueError, IndexError) as error:
         why = f"build/native is unreadable ({error!r})"
     if why is not None:
-        state = f"pure ({why}; `pip install -e .` compiles it again)"
+        stale_build = f"{why}; `pip install -e .` compiles it again"
+        state = f"pure ({stale_build})"
         return
     where = {_module_name(m): os.path.join(NATIVE_HOME, m) for m in modules}
     sys.meta_path.insert(0, _Finder(where, ExtensionFileLoader))

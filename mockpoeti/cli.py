@@ -216,8 +216,8 @@ async def _run(server) -> None:
     gc.enable()
     if not _is_loopback(server.host):
         print(f"mockpoeti: warning: listening on {server.host}, reachable beyond this machine", file=sys.stderr)
-    if _native.state.startswith("pure (") and "MOCKPOETI_PURE" not in _native.state:  # an edited checkout: say so
-        print(f"mockpoeti: running as plain Python: {_native.state[6:-1]}", file=sys.stderr)
+    if _native.stale_build:  # an edited checkout: its Python runs, not the build it has
+        print(f"mockpoeti: running as plain Python: {_native.stale_build}", file=sys.stderr)
     print(f"mockpoeti listening on {server.url} (API key: {server.api_key})", flush=True)
     try:
         await stop.wait()

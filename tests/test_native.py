@@ -36,29 +36,37 @@ def built_manifest() -> dict[str, tuple[int, int, str]] | None:
 def test_this_checkout_runs_its_compiled_build_while_its_sources_are_the_ones_built():
     built = built_manifest()
     generate = mockpoeti.answers.generate.__file__
+    beside = os.path.join(_native.PACKAGE, "answers", "generate" + EXTENSION_SUFFIXES[0])
     if os.environ.get("MOCKPOETI_PURE"):
         assert _native.state.startswith("pure") and generate.endswith(".py")
-    elif built is None:  # installed without the hook's editable build (MOCKPOETI_PURE at install, or no compiler)
-        assert not COMPILER or _native.state == "pure", _native.state
-        assert generate.endswith(".py")
+    elif os.path.exists(beside):  # a wheel's install
+        assert _native.state == "compiled" and generate == beside
+    elif built is None:  # an editable install that compiled nothing: only where no compiler is
+        assert not COMPILER, "the editable install compiled nothing: `pip install -e . -v` shows why"
+        assert _native.state == "pure" and generate.endswith(".py")
     elif _native.stale(built) is None:
         assert _native.state == "compiled"
         assert generate == os.path.join(_native.NATIVE_HOME, "mockpoeti", "answers", "generate" + EXTENSION_SUFFIXES[0])
     else:  # edited since `pip install -e .`: the Python runs, and says why
-        assert _native.state.startswith("pure (") and "pip install -e ." in _native.state
+        assert _native.state == f"pure ({_native.stale_build})" and "pip install -e ." in _native.state
         assert generate.endswith(".py")
 
 
-def _tree(root: Path) -> dict[str, tuple[int, int, str]]:
-    """A package of two sources under `root`, and the manifest a build of it writes."""
-    for name, text in {"mockpoeti/__init__.py": "", "mockpoeti/answers/generate.py": "X = 1\n"}.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_text(text)
+def _built(root: Path) -> dict[str, tuple[int, int, str]]:
+    """What a build of the package under `root` lists of its sources (hatch_build.source_lines)."""
     out = {}
     for name in _native.sources(str(root)):
         data, stat = (root / name).read_bytes(), (root / name).stat()
         out[name] = (stat.st_size, stat.st_mtime_ns, hashlib.sha256(data).hexdigest())
     return out
+
+
+def _tree(root: Path) -> dict[str, tuple[int, int, str]]:
+    """A package of two sources under `root`, and what a build of it lists."""
+    for name, text in {"mockpoeti/__init__.py": "", "mockpoeti/answers/generate.py": "X = 1\n"}.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return _built(root)
 
 
 def test_a_build_is_stale_once_any_source_changes_and_fresh_while_only_times_do(tmp_path):
@@ -129,3 +137,26 @@ def test_the_python_build_is_what_runs_under_mockpoeti_pure():
     done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "MOCKPOETI_PURE": "1"}, capture_output=True,
                           text=True, check=True)
     assert done.stdout.startswith("pure (MOCKPOETI_PURE is set)") and done.stdout.strip().endswith("generate.py")
+
+
+SERVE_FROM = "import sys; sys.path.insert(0, sys.argv[1]); from mockpoeti.cli import main; sys.exit(main(sys.argv[2:]))"
+
+
+def test_serve_says_so_when_an_edited_checkout_runs_as_python(tmp_path):
+    """A copy of the package with a build manifest, one source edited after it: `serve` runs
+    the Python and says why on stderr (no compiled module is needed to show it)."""
+    shutil.copytree(Path(mockpoeti.__path__[0]), tmp_path / "mockpoeti", ignore=shutil.ignore_patterns("__pycache__"))
+    for data in ("fixtures", "scenarios"):
+        shutil.copytree(Path(mockpoeti.__path__[0]).parent / data, tmp_path / data)
+    home = Path(str(tmp_path), os.path.relpath(_native.NATIVE_HOME, _native.ROOT))
+    home.mkdir(parents=True)
+    lines = [f"source {name} {size} {mtime_ns} {sha256}" for name, (size, mtime_ns, sha256) in _built(tmp_path).items()]
+    (home / _native.MANIFEST).write_text("\n".join([*lines, "module mockpoeti/answers/generate" + EXTENSION_SUFFIXES[0]]))
+    with (tmp_path / "mockpoeti" / "base" / "clock.py").open("a") as f:
+        f.write("# edited\n")
+    argv = [sys.executable, "-c", SERVE_FROM, str(tmp_path), "serve", "--port", "0"]
+    with Served(argv=argv, env={k: v for k, v in os.environ.items() if k != "MOCKPOETI_PURE"}) as server:
+        assert httpx.get(server.url + "/v1/models", headers={"Authorization": f"Bearer {server.api_key}"}).status_code == 200
+        said = server.stderr
+    assert "mockpoeti: running as plain Python: mockpoeti/base/clock.py changed since the build; " \
+           "`pip install -e .` compiles it again" in said, said
