@@ -1,4 +1,4 @@
-"""The build hook that compiles the hot path with mypyc (README: Performance, "Compiled").
+"""The build hook that compiles the hot path with mypyc (README: Set-up; Performance).
 
 The modules a chat call runs through are plain typed Python; mypyc turns them into C
 extensions that do the same work in about three quarters of the CPU. A wheel
@@ -128,8 +128,8 @@ class NativeBuildHook(BuildHookInterface):
         if version == "editable":
             self._editable(root)
             return
-        out = Path(self.directory) / "native"
-        shutil.rmtree(out, ignore_errors=True)
+        out = Path(tempfile.mkdtemp(prefix="mockpoeti-native-"))  # removed in finalize, once the wheel holds them
+        self._made = out
         try:
             built = compile_native(root, out)
         except (RuntimeError, OSError, subprocess.SubprocessError) as error:
@@ -139,6 +139,11 @@ class NativeBuildHook(BuildHookInterface):
             build_data["force_include"][str(path)] = path.relative_to(out).as_posix()
         build_data["pure_python"] = False
         build_data["infer_tag"] = True
+
+    def finalize(self, version: str, build_data: dict, artifact_path: str) -> None:
+        made = getattr(self, "_made", None)
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
 
     def _editable(self, root: Path) -> None:
         """Compile into build/native/TAG with a manifest of the sources; a failure leaves none."""
