@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
@@ -23,7 +24,8 @@ import mockpoeti
 import mockpoeti.answers.generate
 from mockpoeti import _native
 
-COMPILER = shutil.which("cc") or shutil.which("gcc")
+# what the build hook needs to compile: a C compiler and this interpreter's headers
+COMPILER = bool(shutil.which("cc") or shutil.which("gcc")) and Path(sysconfig.get_paths()["include"], "Python.h").exists()
 
 
 def built_manifest() -> dict[str, tuple[int, int, str]] | None:

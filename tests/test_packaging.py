@@ -121,7 +121,8 @@ def test_the_wheel_carries_fixtures_scenarios_the_plugin_and_its_dependencies(wh
     assert unconditional == sorted(d.replace(" ", "") for d in wanted)
 
 
-COMPILER = shutil.which("cc") or shutil.which("gcc")  # the build hook compiles the hot path with it (hatch_build.py)
+# what the build hook needs to compile the hot path (hatch_build.py): a C compiler and the headers
+COMPILER = bool(shutil.which("cc") or shutil.which("gcc")) and Path(sysconfig.get_paths()["include"], "Python.h").exists()
 
 
 def test_the_wheel_carries_the_compiled_hot_path_where_a_compiler_is(wheel):
