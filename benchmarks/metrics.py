@@ -22,7 +22,7 @@ import sys
 import timeit
 
 from .harness import Plan, Row, info
-from .processes import ROOT, SERVE, Server, child_env, load_count, mockpoeti_serve
+from .processes import ROOT, SERVE, Server, child_env, load_count, mockpoeti_serve, pure
 from .throughput import NEW_PROMPT, PATH, check_answers
 
 SECTION = "metrics"
@@ -32,15 +32,12 @@ COUNTING_OFF = "import sys; from mockpoeti.http import pipeline; pipeline.count 
                "from mockpoeti import cli; sys.exit(cli.main())"
 
 
-PURE = "MOCKPOETI_PURE"
-
-
 def count_us(calls: int) -> float:
     """Microseconds `pipeline.count` takes for one traced, unfaulted chat call: the best of five
     rounds, in a pure-Python interpreter of its own."""
-    if not os.environ.get(PURE):
-        done = subprocess.run([sys.executable, "-c", f"from benchmarks.metrics import count_us; print(count_us({calls}))"],
-                              env={**child_env(), PURE: "1"}, cwd=ROOT, capture_output=True, text=True, check=True)
+    if not os.environ.get("MOCKPOETI_PURE"):
+        done = subprocess.run(pure([sys.executable, "-c", f"from benchmarks.metrics import count_us; print(count_us({calls}))"]),
+                              env=child_env(), cwd=ROOT, capture_output=True, text=True, check=True)
         return float(done.stdout.split()[-1])
     from aiohttp.test_utils import make_mocked_request
 
@@ -64,9 +61,8 @@ def cpu_us(plan: Plan) -> dict[str, float]:
     """Server CPU per chat call (new prompts), counting on and off: the lowest of the rounds."""
     found: dict[str, list[float]] = {"counting": [], "off": []}
     calls = plan.profile_requests
-    pure = ["env", f"{PURE}=1"]
-    with Server("counting", [*pure, *mockpoeti_serve()]) as on, \
-            Server("off", [*pure, sys.executable, "-c", COUNTING_OFF, *SERVE]) as off:
+    with Server("counting", pure(mockpoeti_serve())) as on, \
+            Server("off", pure([sys.executable, "-c", COUNTING_OFF, *SERVE])) as off:
         for server in (on, off):
             check_answers(server, NEW_PROMPT)
             load_count(server, PATH, NEW_PROMPT, CONNECTIONS, calls // 5)  # warm-up

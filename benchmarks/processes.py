@@ -54,6 +54,12 @@ def mockpoeti_serve_untuned_gc(*args: str) -> list[str]:
     return [sys.executable, "-c", UNTUNED_GC, *SERVE, *args]
 
 
+def pure(argv: list[str]) -> list[str]:
+    """`argv` run on mockpoeti's Python build (MOCKPOETI_PURE=1), where a benchmark replaces names
+    or profiles with cProfile: compiled modules call each other past the names, unseen."""
+    return ["env", "MOCKPOETI_PURE=1", *argv]
+
+
 def reference_serve() -> list[str]:
     return [sys.executable, "-m", "benchmarks.reference", "--host", "127.0.0.1", "--port", "0"]
 

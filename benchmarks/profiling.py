@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .harness import Plan, Row, info
-from .processes import SERVE, Server, call, load_count
+from .processes import SERVE, Server, call, load_count, pure
 from .throughput import CHAT, NEW_PROMPT, PATH
 
 SECTION = "profile"
@@ -147,11 +147,13 @@ class Profile:
         return found[:count]
 
 
-def profile_server(name: str, module: list[str], own: str, requests: int, body: dict, env: tuple[str, ...] = ()) -> Profile:
-    """`python -m MODULE...`: warmed up, then `requests` calls unprofiled and `requests` profiled."""
+def profile_server(name: str, module: list[str], own: str, requests: int, body: dict, python: bool = False) -> Profile:
+    """`python -m MODULE...`: warmed up, then `requests` calls unprofiled and `requests` profiled
+    (`python`: on mockpoeti's Python build)."""
     with tempfile.TemporaryDirectory(prefix="mockpoeti-profile-") as folder:
         out = Path(folder) / f"{name}.prof"
-        with Server(name, ["env", *env, sys.executable, "-c", DRIVER, str(out), *module]) as server:
+        argv = [sys.executable, "-c", DRIVER, str(out), *module]
+        with Server(name, pure(argv) if python else argv) as server:
             load_count(server, PATH, body, CONNECTIONS, WARMUP_CALLS)
             plain = load_count(server, PATH, body, CONNECTIONS, requests)
             os.kill(server.pid, signal.SIGUSR1)
@@ -177,7 +179,7 @@ def measure(requests: int, body: dict) -> dict[str, Profile]:
         "bare": profile_server("bare", ["benchmarks.reference", "--host", "127.0.0.1", "--port", "0"],
                                REFERENCE_OWN, requests, body),
         # the Python build: cProfile does not see compiled functions, and would charge their time to aiohttp
-        "mockpoeti": profile_server("mockpoeti", ["mockpoeti", *SERVE], MOCKPOETI_OWN, requests, body, ("MOCKPOETI_PURE=1",)),
+        "mockpoeti": profile_server("mockpoeti", ["mockpoeti", *SERVE], MOCKPOETI_OWN, requests, body, python=True),
     }
 
 

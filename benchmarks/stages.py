@@ -28,7 +28,7 @@ import sys
 import tempfile
 
 from .harness import Plan, Row, info
-from .processes import SERVE, Server, alternate, load_count, mockpoeti_command, reference_serve
+from .processes import SERVE, Server, alternate, load_count, mockpoeti_command, pure, reference_serve
 from .throughput import CHAT, NEW_PROMPT, NEW_PROMPT_TARGET, PATH, check_answers, cpu_per_request_us
 
 SECTION = "stages"
@@ -43,15 +43,12 @@ LABELS = {
 }
 
 
-# The stages are cut by replacing names (stage_server.py), which compiled modules do not see:
-# the cost model is the pure-Python build's, and the compiled whole call is set beside it.
-PURE = ["env", "MOCKPOETI_PURE=1"]
-
-
 def stage_serve(stage: str) -> list[str]:
+    """The server cut after `stage`, on the Python build: the stages are cut by replacing names
+    (stage_server.py), which compiled modules do not see; the compiled whole call is set beside."""
     if stage == "books":  # the whole server, as users run it
-        return PURE + mockpoeti_command(*SERVE)
-    return [*PURE, sys.executable, "-m", "benchmarks.stage_server", stage, *SERVE]
+        return pure(mockpoeti_command(*SERVE))
+    return pure([sys.executable, "-m", "benchmarks.stage_server", stage, *SERVE])
 
 
 def run(plan: Plan) -> list[Row]:

@@ -54,7 +54,7 @@ class ChatRequest:
     include_usage: bool = False
     n: int = 1
     max_tokens: int | None = None
-    stop: tuple[str, ...] = ()  # declared: compiled, a variable holds only the type inferred from its first value
+    stop: tuple[str, ...] = ()
     tools: tuple[dict, ...] = ()
     tool_choice: str | None = None  # None (no tools), "auto", "none", "required" or a function name
     response_format: str = "text"
