@@ -3,13 +3,9 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
+from sources import from_source
 
-import mockpoeti
 from mockpoeti.answers.chat_request import parse_chat_request
 from mockpoeti.answers.completion import apply_script, build_completion
 from mockpoeti.answers.script import Respond
@@ -55,23 +51,9 @@ def test_an_answer_serialises_as_its_body(variant):
             assert scripted.json() == encode(scripted.body())
 
 
-def _from_source(name: str):
-    """A module run from its Python source even where the import gave its compiled build
-    (whose classes cannot be patched), under a name of its own."""
-    path = Path(mockpoeti.__path__[0], *name.split(".")[1:]).with_suffix(".py")
-    spec = importlib.util.spec_from_file_location(name + "_from_source", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses looks its module up while making the classes
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        del sys.modules[spec.name]
-    return module
-
-
 def test_the_usual_answer_takes_the_spliced_frame(monkeypatch):
     """Not a fall-back to body() each time: the frame is what answers a plain prompt."""
-    completions = _from_source("mockpoeti.answers.completion")
+    completions = from_source("mockpoeti.answers.completion")
     state = make_state()
     chat = parse_chat_request({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}, state.catalog.models)
     completion = completions.build_completion(chat, state.text, 1, "chatcmpl-poeti-0", 1)

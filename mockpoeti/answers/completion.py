@@ -11,7 +11,7 @@ import math
 import random
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from itertools import chain
 from typing import TYPE_CHECKING
 
@@ -42,14 +42,25 @@ class ToolCall:
         return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": self.arguments}}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, init=False)
 class Choice:
+    """Made on every call, so neither frozen nor given the `__init__` that `dataclass` writes:
+    mypyc compiles this one, and runs that one interpreted, ~8x slower (frozen, ~20x).
+    tests/test_records.py keeps its parameters and the fields the same."""
+
     index: int
     content: str | None
     finish_reason: str
     completion_tokens: int
     tool_calls: tuple[ToolCall, ...] = ()
     refusal: str | None = None  # the model declined: `content` is None and this says why
+
+    def __init__(
+        self, index: int, content: str | None, finish_reason: str, completion_tokens: int,
+        tool_calls: tuple[ToolCall, ...] = (), refusal: str | None = None,
+    ) -> None:
+        self.index, self.content, self.finish_reason, self.completion_tokens = index, content, finish_reason, completion_tokens
+        self.tool_calls, self.refusal = tool_calls, refusal
 
     def message(self) -> dict:
         message: dict = {"role": "assistant", "content": self.content, "refusal": self.refusal}
@@ -58,9 +69,9 @@ class Choice:
         return message
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Completion:
-    """Made on every call, so not frozen (a frozen dataclass's __init__ costs twice as much); nothing
+    """Made on every call, so not frozen, and its `__init__` written out as `Choice`'s is; nothing
     changes one once made: `apply_script` makes another with `replace`."""
 
     id: str
@@ -68,11 +79,20 @@ class Completion:
     model: str
     choices: tuple[Choice, ...]
     prompt_tokens: int
-    fingerprint: str = field(default="")
+    fingerprint: str = ""
     scripted_completion_tokens: int | None = None  # a scenario's `usage` wins over the count
     top_logprobs: int | None = None  # None: no logprobs asked for; else how many alternatives per token
     seed: int = 0  # what the logprobs are drawn from: the same request gets the same ones
     service_tier: str | None = None  # echoed when the request set one, as OpenAI does
+
+    def __init__(
+        self, id: str, created: int, model: str, choices: tuple[Choice, ...], prompt_tokens: int, fingerprint: str = "",
+        scripted_completion_tokens: int | None = None, top_logprobs: int | None = None, seed: int = 0,
+        service_tier: str | None = None,
+    ) -> None:
+        self.id, self.created, self.model, self.choices, self.prompt_tokens = id, created, model, choices, prompt_tokens
+        self.fingerprint, self.scripted_completion_tokens = fingerprint, scripted_completion_tokens
+        self.top_logprobs, self.seed, self.service_tier = top_logprobs, seed, service_tier
 
     @property
     def completion_tokens(self) -> int:

@@ -29,9 +29,11 @@ MAX_LISTING_BYTES = 4 * 1024 * 1024  # of JSON in one page of GET /__admin/reque
 MAX_LISTING_ENTRIES = 10_000  # what `limit` may ask for
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class JournalEntry:
-    """One request, as data, when it ended: nothing in it changes meaning afterwards."""
+    """One request, as data, when it ended: nothing in it changes meaning afterwards. One is made
+    per request: its `__init__` is written out, which mypyc compiles (the one `dataclass` writes
+    runs interpreted, ~8x slower); tests/test_records.py keeps its parameters and the fields the same."""
 
     at: float
     method: str
@@ -53,6 +55,17 @@ class JournalEntry:
     answer: bytes | Callable[[], bytes] | None = None  # the answer's first bytes, or what makes them (None: no body went out)
     answer_size: int = 0  # the whole answer's length
 
+    def __init__(
+        self, at: float, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str], raw: bytes | None,
+        size: int, endpoint: str | None, status: int | None, response_headers: Mapping[str, str], trace_id: str,
+        duration_ms: float, note: dict, monotonic_s: float, near_misses: NearMisses | None = None, id: int = 0,
+        timeline: Timeline | None = None, answer: bytes | Callable[[], bytes] | None = None, answer_size: int = 0,
+    ) -> None:
+        self.at, self.method, self.path, self.query, self.headers, self.raw = at, method, path, query, headers, raw
+        self.size, self.endpoint, self.status, self.response_headers = size, endpoint, status, response_headers
+        self.trace_id, self.duration_ms, self.note, self.monotonic_s = trace_id, duration_ms, note, monotonic_s
+        self.near_misses, self.id, self.timeline, self.answer, self.answer_size = near_misses, id, timeline, answer, answer_size
+
     def answer_json(self) -> dict:
         """The answer's body as the request-log page shows it: JSON when all of it was kept
         and it is JSON, else its text cut short; keys masked to their prefix either way."""
@@ -65,9 +78,9 @@ class JournalEntry:
             out["response_body_bytes"] = self.answer_size
         return out
 
-    @classmethod
+    @staticmethod
     def bounded(
-        cls, at: float, method: str, path: str, query: Mapping[str, str], query_length: int, headers: Mapping[str, str],
+        at: float, method: str, path: str, query: Mapping[str, str], query_length: int, headers: Mapping[str, str],
         header_bytes: int, raw: bytes | None, authenticated: bool, endpoint: str | None, status: int | None,
         response_headers: Mapping[str, str], trace_id: str, duration_ms: float, note: dict, monotonic_s: float,
         near_misses: NearMisses | None, timeline: Timeline | None, answer: bytes | Callable[[], bytes] | None,
@@ -79,7 +92,7 @@ class JournalEntry:
         orjson writes into a buffer of 4 KiB at least and never shrinks it, so a 600-byte
         answer kept as written would hold 4 KiB for as long as the journal keeps it."""
         cap = JOURNAL_BODY_BYTES if authenticated else JOURNAL_BODY_BYTES_UNAUTHENTICATED
-        return cls(
+        return JournalEntry(
             at, method, path if len(path) <= JOURNAL_URL_CHARS else clip(path, JOURNAL_URL_CHARS),
             query if query_length <= JOURNAL_URL_CHARS else _first(query, JOURNAL_URL_CHARS),
             headers if header_bytes <= JOURNAL_HEADER_BYTES else _first(headers, JOURNAL_HEADER_BYTES),

@@ -118,8 +118,12 @@ def costs(model: Model | None, prompt_tokens: int, completion_tokens: int) -> tu
     return model.cost_nanos(prompt_tokens, 0), model.cost_nanos(0, completion_tokens)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Trace:
+    """One chat call as the books keep it. Made on every chat call: its `__init__` is written out,
+    which mypyc compiles (the one `dataclass` writes runs interpreted, ~8x slower);
+    tests/test_records.py keeps its parameters and the fields the same."""
+
     trace_id: str
     account: str
     key_id: int
@@ -141,6 +145,21 @@ class Trace:
     error_message: str | None = None
     completion_id: str | None = None
     interrupted: bool = False
+
+    def __init__(
+        self, trace_id: str, account: str, key_id: int, key_prefix: str, created_at: float, routing_strategy: str,
+        model: str | None = None, provider: str | None = None, status: str = "success", http_status: int = 200,
+        stream: bool = False, prompt_tokens: int = 0, completion_tokens: int = 0, prompt_cost_nanos: int = 0,
+        completion_cost_nanos: int = 0, cost_nanos: int = 0, latency_ms: int = 0, error_code: str | None = None,
+        error_message: str | None = None, completion_id: str | None = None, interrupted: bool = False,
+    ) -> None:
+        self.trace_id, self.account, self.key_id, self.key_prefix = trace_id, account, key_id, key_prefix
+        self.created_at, self.routing_strategy, self.model, self.provider = created_at, routing_strategy, model, provider
+        self.status, self.http_status, self.stream = status, http_status, stream
+        self.prompt_tokens, self.completion_tokens = prompt_tokens, completion_tokens
+        self.prompt_cost_nanos, self.completion_cost_nanos, self.cost_nanos = prompt_cost_nanos, completion_cost_nanos, cost_nanos
+        self.latency_ms, self.error_code, self.error_message = latency_ms, error_code, error_message
+        self.completion_id, self.interrupted = completion_id, interrupted
 
     def price(self, model: Model | None) -> None:
         self.prompt_cost_nanos, self.completion_cost_nanos = costs(model, self.prompt_tokens, self.completion_tokens)
