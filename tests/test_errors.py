@@ -4,9 +4,13 @@ without touching the stored keys."""
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import openai
 import pytest
+
+from mockpoeti import MockServer
 
 ACME_KEY = "sk-poeti-acme-production-0001"
 CHAT = "/v1/chat/completions"
@@ -206,6 +210,17 @@ def test_a_5mb_chunked_body_is_payload_too_large(http):
             yield body[i : i + 256 * 1024]
 
     assert_error(http.post(CHAT, content=chunks()), 413, "payload_too_large")
+
+
+def test_a_chunked_body_over_the_limit_that_came_whole_is_payload_too_large():
+    """A body with no Content-Length that arrived at once is measured when it is taken."""
+    with MockServer(max_body_bytes=1024) as server, httpx.Client(base_url=server.url) as client:
+        headers = {"Authorization": f"Bearer {server.api_key}"}
+        fits = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x" * 900}]}).encode()
+        over = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x" * 1100}]}).encode()
+        assert client.post(CHAT, content=iter([fits]), headers=headers).status_code == 200
+        assert_error(client.post(CHAT, content=iter([over]), headers=headers), 413, "payload_too_large", "1024 bytes")
+        assert client.post(CHAT, content=iter([fits]), headers=headers).status_code == 200  # the connection still serves
 
 
 # --- query parameters ----------------------------------------------------------------

@@ -43,23 +43,33 @@ def error_response(catalog: Catalog, error: ApiError, trace_id: str | None = Non
 async def read_raw(request: web.BaseRequest, limit: int, timeout: float) -> bytes:
     """The body's bytes, or `payload_too_large` / `request_timeout` / `invalid_request` saying
     why they cannot be had (a body trickled in forever would hold its connection for ever)."""
-    if request.content_length is not None and request.content_length > limit:
-        raise ApiError("payload_too_large", f"The request body is {request.content_length} bytes; the limit is {limit} bytes.")
+    length = request.content_length
+    if length is not None and length > limit:
+        raise ApiError("payload_too_large", f"The request body is {length} bytes; the limit is {limit} bytes.")
+    content = request.content
     try:
-        if request.content.is_eof():  # the whole body came with the headers (most do): nothing to wait for
-            raw = await request.read()
+        if content.is_eof():
+            # The whole body came with the headers (most do): what the stream holds is all of it,
+            # taken at once (`read()` would ask the stream twice, copying into a bytearray between).
+            raw = content.read_nowait()
+            if len(raw) > limit:  # no Content-Length (chunked): only now is its size known
+                raise _too_large(limit)
         else:  # a deadline costs the event loop a timer per call: only where there is a wait to bound
             async with asyncio.timeout(timeout):
                 raw = await request.read()
     except TimeoutError:
-        request.content.feed_eof()
+        content.feed_eof()
         raise ApiError("request_timeout", f"The request body did not arrive within {timeout:g} s.", close=True) from None
     except web.HTTPRequestEntityTooLarge:
-        raise ApiError("payload_too_large", f"The request body is larger than the limit of {limit} bytes.") from None
+        raise _too_large(limit) from None
     except web.RequestPayloadError:
         # a Content-Encoding the body does not have: no more of it is worth reading
-        request.content.feed_eof()
+        content.feed_eof()
         encoding = request.headers.get("Content-Encoding", "")
         message = f"The request body could not be decoded as Content-Encoding '{encoding[:40]}'."
         raise ApiError("invalid_request", message, close=True) from None
     return raw
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError("payload_too_large", f"The request body is larger than the limit of {limit} bytes.")
