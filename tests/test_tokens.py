@@ -59,5 +59,9 @@ def test_ascii_text_counts_as_the_tokenizer_splits_it():
     likely = [*"ab Zz09 .,!?\t\n\r\x0b\x0c\x1c\x1f  -_'\"", "word", "1234567", "  ", "\r\n"]
     texts = ["", " ", "  ", "a", " a", "  a", "abcde", " 12345", "a1b2", "x  y", "end ", "\x1c\x1dq", "(1-12345)?"]
     texts += ["".join(rnd.choice(every_ascii if i % 2 else likely) for _ in range(rnd.randint(1, 80))) for i in range(5000)]
+    texts += [" ".join(texts[i : i + 12]) for i in range(0, len(texts), 12)]  # past SHORT_TEXT_CHARS, some of them
+    assert sum(len(t) > generate.SHORT_TEXT_CHARS for t in texts) > 300
     for text in texts:
         assert count_tokens(text) == len(tokenize(text)), repr(text)
+        # the walk that counts short texts and the passes that count long ones agree on both
+        assert generate._count_short(text.encode()) == generate._count_long(text.encode()) == len(tokenize(text)), repr(text)

@@ -9,31 +9,31 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from mockpoeti.answers.generate import count_tokens
 from mockpoeti.base.catalog import Model
 from mockpoeti.base.errors import ApiError, invalid
 
-ROLES = ("system", "developer", "user", "assistant", "tool", "function")
-RESPONSE_FORMATS = ("text", "json_object", "json_schema")
-MAX_UNKNOWN_SHOWN = 32  # unknown top-level fields the journal names (the first, sorted)
-MESSAGE_OVERHEAD = 3  # tokens per message, as OpenAI counts them
-IMAGE_TOKENS = 85
-MAX_TOP_LOGPROBS = 20
+ROLES: Final[tuple[str, ...]] = ("system", "developer", "user", "assistant", "tool", "function")
+RESPONSE_FORMATS: Final[tuple[str, ...]] = ("text", "json_object", "json_schema")
+MAX_UNKNOWN_SHOWN: Final = 32  # unknown top-level fields the journal names (the first, sorted)
+MESSAGE_OVERHEAD: Final = 3  # tokens per message, as OpenAI counts them
+IMAGE_TOKENS: Final = 85
+MAX_TOP_LOGPROBS: Final = 20
 
 # Enumerated parameters, as OpenAI's CreateChatCompletionRequest defines them.
-SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority", "fast")
-REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
-VERBOSITIES = ("low", "medium", "high")
-MODALITIES = ("text", "audio")
-CACHE_RETENTIONS = ("in_memory", "24h")
-AUDIO_FORMATS = ("wav", "aac", "mp3", "flac", "opus", "pcm16")
-SEARCH_CONTEXT_SIZES = ("low", "medium", "high")
+SERVICE_TIERS: Final[tuple[str, ...]] = ("auto", "default", "flex", "scale", "priority", "fast")
+REASONING_EFFORTS: Final[tuple[str, ...]] = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+VERBOSITIES: Final[tuple[str, ...]] = ("low", "medium", "high")
+MODALITIES: Final[tuple[str, ...]] = ("text", "audio")
+CACHE_RETENTIONS: Final[tuple[str, ...]] = ("in_memory", "24h")
+AUDIO_FORMATS: Final[tuple[str, ...]] = ("wav", "aac", "mp3", "flac", "opus", "pcm16")
+SEARCH_CONTEXT_SIZES: Final[tuple[str, ...]] = ("low", "medium", "high")
 
 # Every top-level field OpenAI's Chat Completions API knows; others are passed
 # through (a gateway forwards provider parameters) but listed in `unknown_fields`.
-KNOWN_FIELDS = frozenset({
+KNOWN_FIELDS: Final = frozenset({
     "model", "messages", "audio", "frequency_penalty", "function_call", "functions", "logit_bias", "logprobs",
     "max_completion_tokens", "max_tokens", "metadata", "modalities", "moderation", "n", "parallel_tool_calls",
     "prediction", "presence_penalty", "prompt_cache_key", "prompt_cache_options", "prompt_cache_retention",
@@ -231,7 +231,7 @@ def _choice(body: dict, field: str, allowed: tuple[str, ...], prefix: str = "") 
     return value
 
 
-_LESS_USED_DEFAULTS: tuple[bool, int | None, bool, int | None, str | None, str | None, str | None] = (
+_LESS_USED_DEFAULTS: Final[tuple[bool, int | None, bool, int | None, str | None, str | None, str | None]] = (
     False, None, True, None, None, None, None,
 )
 
@@ -448,7 +448,7 @@ def _response_format(value: Any) -> tuple[str, dict | None]:
 
 # How each field OpenAI defines is checked. Fields in KNOWN_FIELDS without an entry
 # (`moderation`, `prompt_cache_options`) pass unchecked; fields in neither are `unknown_fields`.
-_CHECKS: dict[str, Check] = {
+_CHECKS: Final[dict[str, Check]] = {
     "stream": _of_kind("stream", bool, "a boolean"),
     "stream_options": _stream_options,
     "n": _whole("n", 1, 128),

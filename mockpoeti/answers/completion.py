@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from itertools import chain
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from orjson import dumps
 
@@ -28,8 +28,8 @@ from mockpoeti.base.jsonio import encode
 if TYPE_CHECKING:
     from mockpoeti.answers.structured import Budget
 
-_ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-_WORD = re.compile(r"\s*\S+\s*")
+_ALNUM: Final = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+_WORD: Final = re.compile(r"\s*\S+\s*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +163,7 @@ class Completion:
 
 
 # `Completion.body()` of one choice of text, serialised, with holes (tests/test_answer_bytes.py).
-_PLAIN_ANSWER = (
+_PLAIN_ANSWER: Final = (
     b'{"id":%b,"object":"chat.completion","created":%d,"model":%b,"choices":[{"index":0,"message":{"role":"assistant",'
     b'"content":%b,"refusal":null},"logprobs":null,"finish_reason":%b}],"usage":{"prompt_tokens":%d,"completion_tokens":'
     b'%d,"total_tokens":%d,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":'
@@ -172,7 +172,7 @@ _PLAIN_ANSWER = (
 
 
 # Other likely tokens, for top_logprobs: common pieces of English and Chinese text.
-_ALTERNATIVES = (
+_ALTERNATIVES: Final[tuple[str, ...]] = (
     " the", " a", ",", ".", " and", " to", " of", " is", " in", " that", " it", " for", " on", " with",
     " this", " you", " we", "\n", " I", " be", "的", "是", "了", "，", "。", "在",
 )
@@ -236,7 +236,7 @@ def build_completion(request: ChatRequest, generator: TextGenerator, seed: int, 
 
 
 # The tier OpenAI reports having served a request with: `auto` is answered as the tier used.
-_SERVED_TIERS = {"auto": "default"}
+_SERVED_TIERS: Final = {"auto": "default"}
 
 
 def generated_calls(
@@ -268,7 +268,7 @@ def _budget(request: ChatRequest) -> Budget:
     return Budget(share=request.n)
 
 
-MEMO_CHOICE_CHARS = 4096  # a larger answer (structured outputs go up to 64 KiB) is made again, not held in memory
+MEMO_CHOICE_CHARS: Final = 4096  # a larger answer (structured outputs go up to 64 KiB) is made again, not held in memory
 
 
 def _choice(request: ChatRequest, generator: TextGenerator, seed: int, index: int) -> Choice:
@@ -305,7 +305,7 @@ def _build_choice(request: ChatRequest, generator: TextGenerator, seed: int, ind
 
 
 # What `json_object` mode answers: the request gives no schema, so a plausible object.
-_JSON_MODE = {
+_JSON_MODE: Final = {
     "type": "object",
     "properties": {
         "answer": {"type": "string", "description": "text"},
@@ -329,8 +329,8 @@ def finish_text(
     return Choice(index, content, finish_reason, len(pieces))
 
 
-MAX_ANSWER_CHARS = 4 * 1024 * 1024  # of scripted content and tool-call arguments in one response, its `n` choices together
-MAX_LOGPROB_ENTRIES = 65_536  # logprobs entries of one response: tokens x (1 + top_logprobs), choices together
+MAX_ANSWER_CHARS: Final = 4 * 1024 * 1024  # of scripted content and tool-call arguments in one response, its `n` choices together
+MAX_LOGPROB_ENTRIES: Final = 65_536  # logprobs entries of one response: tokens x (1 + top_logprobs), choices together
 
 
 def apply_script(completion: Completion, request: ChatRequest, respond: Respond, content: str | None) -> Completion:
@@ -393,11 +393,11 @@ def split_text(text: str, chunk: str | int = "token") -> list[str]:
     return list(text) if size == 1 else [text[i : i + size] for i in range(0, len(text), size)]
 
 
-DONE = b"data: [DONE]\n\n"  # the event that closes a stream
+DONE: Final = b"data: [DONE]\n\n"  # the event that closes a stream
 # Joins the texts of a run of chunks serialised as one string: a noncharacter, written by orjson as
 # its own three UTF-8 bytes, which no escape and no other character contains.
-_JOINT = "\uffff"
-_JOINT_BYTES = _JOINT.encode()
+_JOINT: Final = "\uffff"
+_JOINT_BYTES: Final = _JOINT.encode()
 
 
 def frame(data: dict | bytes) -> bytes:
@@ -405,7 +405,7 @@ def frame(data: dict | bytes) -> bytes:
     return b"".join((b"data: ", data if isinstance(data, bytes) else encode(data), b"\n\n"))
 
 
-REPLAY_CHARS = 4096  # of text in an answer the journal keeps as the answer, made into its bytes when read
+REPLAY_CHARS: Final = 4096  # of text in an answer the journal keeps as the answer, made into its bytes when read
 
 
 def replayable(completion: Completion) -> bool:

@@ -9,14 +9,14 @@ same bytes, whatever else the server did in between.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import re
 import struct
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from hashlib import blake2b
+from typing import TYPE_CHECKING, Final
 
 import orjson
 
@@ -29,44 +29,86 @@ if TYPE_CHECKING:
 # One token per CJK character, ~4 Latin letters per token, digits by threes,
 # punctuation alone: close to what BPE tokenizers count, and the pieces join
 # back to the exact text, so a stream of tokens is also a stream of chunks.
-_CJK = "\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef"
+_CJK: Final = "\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef"
 # Compiled on first use: sre builds a class of Unicode ranges one character at a time,
 # ~4 ms of every start for these two, and most servers never see CJK.
-_TOKEN = LazyPattern(rf"[{_CJK}]|\s?[A-Za-z]{{1,4}}|\s?\d{{1,3}}|\s?[^\s{_CJK}A-Za-z\d]|\s+")
-_HAN = LazyPattern(r"[\u4e00-\u9fff]")
+_TOKEN: Final = LazyPattern(rf"[{_CJK}]|\s?[A-Za-z]{{1,4}}|\s?\d{{1,3}}|\s?[^\s{_CJK}A-Za-z\d]|\s+")
+_HAN: Final = LazyPattern(r"[\u4e00-\u9fff]")
 # _TOKEN's pieces where there can be no CJK: in an ASCII text (str.isascii() reads a flag,
 # not the text), as most prompts and every English answer are.
-_ASCII_TOKEN = re.compile(r"\s?[A-Za-z]{1,4}|\s?\d{1,3}|\s?[^\sA-Za-z\d]|\s+")
+_ASCII_TOKEN: Final = re.compile(r"\s?[A-Za-z]{1,4}|\s?\d{1,3}|\s?[^\sA-Za-z\d]|\s+")
 # _TOKEN's count for ASCII text, without the regex engine (whose Unicode classes cost it ~1,500
 # instructions a token: a long conversation resent every turn paid that for every word). Each
 # byte becomes its class (a letter, 0 digit, space, "." anything else) in one C pass; letter runs
 # are cut in fours and digit runs in threes by `replace` until each piece is one byte; then every
 # byte but a space is a token, and so is a run of spaces, unless it is one space before a token
 # (which takes it in). tests/test_tokens.py checks the two counts agree.
-_SPACE = frozenset(c for c in range(128) if re.match(r"\s", chr(c)))
-_SHAPES = bytes(
+_SPACE: Final = frozenset(c for c in range(128) if re.match(r"\s", chr(c)))
+_SHAPES: Final = bytes(
     (ord("a") if chr(c).isalpha() else ord("0") if chr(c).isdigit() else 32 if c in _SPACE else ord(".")) if c < 128 else 0
     for c in range(256)
 )
-_SPACES = re.compile(b"  +")
-_KANA = re.compile(r"[\u3040-\u30ff]")
+_SPACES: Final = re.compile(b"  +")
+_KANA: Final = re.compile(r"[\u3040-\u30ff]")
 
-LOCALES = {"zh": "zh_CN", "ja": "ja_JP", "en": "en_US"}
-POOL_SIZE = 256
-_PAIRS = struct.Struct(">19H")  # the sentence draws: 19 big-endian byte pairs after the count's byte (at most 19 sentences)
-NAMED_POOL_SIZE = 64
+LOCALES: Final = {"zh": "zh_CN", "ja": "ja_JP", "en": "en_US"}
+POOL_SIZE: Final = 256
+# the sentence draws: 19 big-endian byte pairs after the count's byte (at most 19 sentences)
+_PAIRS: Final = struct.Struct(">19H")
+NAMED_POOL_SIZE: Final = 64
 
 
 def tokenize(text: str) -> list[str]:
     return (_ASCII_TOKEN if text.isascii() else _TOKEN).findall(text)
 
 
+# _SHAPES' classes, as _count_short reads them
+_LETTER: Final = 97  # "a"
+_DIGIT: Final = 48  # "0"
+_BLANK: Final = 32  # " "
+# Up to this length an ASCII text is counted by walking it once (compiled, ~30 instructions a
+# byte); past it, by the C passes, whose ~8,000 instructions of calls are then the smaller cost.
+SHORT_TEXT_CHARS: Final = 256
+
+
 def count_tokens(text: str) -> int:
     if not text.isascii():
         return len(_TOKEN.findall(text))
-    pieces = (text.encode().translate(_SHAPES).replace(b"aaaa", b"A").replace(b"aaa", b"a").replace(b"aa", b"a")
+    data = text.encode()
+    return _count_short(data) if len(data) <= SHORT_TEXT_CHARS else _count_long(data)  # most prompts are short
+
+
+def _count_long(data: bytes) -> int:
+    """_ASCII_TOKEN's count in C passes (the comment on _SHAPES)."""
+    pieces = (data.translate(_SHAPES).replace(b"aaaa", b"A").replace(b"aaa", b"a").replace(b"aa", b"a")
               .replace(b"000", b"D").replace(b"00", b"0"))
     return len(pieces) - pieces.count(b" ") + len(_SPACES.findall(pieces)) + (pieces[-1:] == b" " and pieces[-2:] != b"  ")
+
+
+def _count_short(data: bytes) -> int:
+    """_ASCII_TOKEN's count, walking the bytes' shapes once: a space starts the token after it,
+    unless a space follows it (then the run of spaces is a token); letters go by fours, digits
+    by threes, anything else alone."""
+    shapes = _SHAPES
+    end = len(data)
+    i = tokens = 0
+    while i < end:
+        shape = shapes[data[i]]
+        i += 1
+        if shape == _BLANK:
+            if i == end or shapes[data[i]] == _BLANK:  # a run of spaces (or one at the end): a token
+                while i < end and shapes[data[i]] == _BLANK:
+                    i += 1
+                tokens += 1
+                continue
+            shape = shapes[data[i]]  # one space, taken in by the token it starts
+            i += 1
+        room = 3 if shape == _LETTER else 2 if shape == _DIGIT else 0
+        while room and i < end and shapes[data[i]] == shape:
+            i += 1
+            room -= 1
+        tokens += 1
+    return tokens
 
 
 def language_of(text: str) -> str:
@@ -90,7 +132,7 @@ def canonical_json(value: object) -> str:
 def derive_seed(*parts: object) -> int:
     """A stable 64-bit seed from any values (Python's hash() is salted per process)."""
     material = "\x1f".join([p if isinstance(p, str) else repr(p) for p in parts])
-    return int.from_bytes(hashlib.blake2b(material.encode(), digest_size=8).digest(), "big")
+    return int.from_bytes(blake2b(material.encode(), digest_size=8).digest(), "big")
 
 
 class TextGenerator:
@@ -155,7 +197,7 @@ class TextGenerator:
             counts = self._counts[lang] = tuple(count_tokens(s) for s in pool)
         # The draws are the bytes of one hash of the seed: a Random seeded per answer cost
         # more than the rest of the answer together.
-        draws = hashlib.blake2b((seed & 0xFFFF_FFFF_FFFF_FFFF).to_bytes(8, "big"), digest_size=64).digest()
+        draws = blake2b((seed & 0xFFFF_FFFF_FFFF_FFFF).to_bytes(8, "big"), digest_size=64).digest()
         low, high = sentences
         count = low + draws[0] % (high - low + 1)
         size = len(pool)

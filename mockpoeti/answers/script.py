@@ -8,13 +8,13 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
-FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter")
-CHUNKINGS = ("token", "word", "char")
+FINISH_REASONS: Final[tuple[str, ...]] = ("stop", "length", "tool_calls", "content_filter")
+CHUNKINGS: Final[tuple[str, ...]] = ("token", "word", "char")
 
 # Each fault kind and the parameters it takes.
-FAULTS: dict[str, tuple[str, ...]] = {
+FAULTS: Final[dict[str, tuple[str, ...]]] = {
     "reset": ("after_ms",),
     "empty": (),
     "malformed": (),
@@ -36,8 +36,8 @@ FAULTS: dict[str, tuple[str, ...]] = {
     "refusal": ("message",),
     "duplicate_tool_call_ids": (),
 }
-STREAM_ONLY_FAULTS = frozenset({"malformed_chunk", "error_event", "no_done", "no_finish", "split_utf8", "duplicate_chunk"})
-MODEL_FAULTS = frozenset({
+STREAM_ONLY_FAULTS: Final = frozenset({"malformed_chunk", "error_event", "no_done", "no_finish", "split_utf8", "duplicate_chunk"})
+MODEL_FAULTS: Final = frozenset({
     "invalid_tool_arguments", "schema_violation", "unknown_tool", "truncated_tool_call", "refusal", "duplicate_tool_call_ids",
 })
 

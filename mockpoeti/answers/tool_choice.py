@@ -15,15 +15,16 @@ for ever.
 from __future__ import annotations
 
 import re
+from typing import Final
 
 from mockpoeti.answers.chat_request import ChatRequest
 
 # CamelCase humps (an acronym before a capitalised word stays one: HTTPRequest -> http, request),
 # lower-case runs, digits, and letters outside ASCII; anything else (_ - . space) separates.
-_NAME_WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+|[^\W\d_a-zA-Z]+")
-NAMED_WORD_LENGTH = 4  # a word of the name at least this long, found in the prompt, names the tool
-OUTPUT_FIRST_WORDS = frozenset({"final"})  # final_result (pydantic-ai), final_answer, FinalOutput
-OUTPUT_LAST_WORDS = frozenset({"output", "response"})  # city_output, CityResponse
+_NAME_WORD: Final = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+|[^\W\d_a-zA-Z]+")
+NAMED_WORD_LENGTH: Final = 4  # a word of the name at least this long, found in the prompt, names the tool
+OUTPUT_FIRST_WORDS: Final = frozenset({"final"})  # final_result (pydantic-ai), final_answer, FinalOutput
+OUTPUT_LAST_WORDS: Final = frozenset({"output", "response"})  # city_output, CityResponse
 
 
 def name_words(name: str) -> list[str]:

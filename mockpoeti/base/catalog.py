@@ -9,14 +9,14 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from mockpoeti.base.errors import ConfigError
 from mockpoeti.base.yamlfiles import load_shipped_yaml, load_yaml
 
 # mockpoeti/, from the package (always imported first), not this file: compiled, an editable
 # install keeps this module in build/native (hatch_build.py)
-_PACKAGE = Path(sys.modules["mockpoeti"].__path__[0]).resolve()
+_PACKAGE: Final = Path(sys.modules["mockpoeti"].__path__[0]).resolve()
 
 
 def shipped_dir(name: str) -> Path:

@@ -1,15 +1,17 @@
 """The API's endpoints by name: a route's name is also what a scenario's
 `endpoint` match says, so both read the names from here."""
 
-CHAT = "chat"
-MODELS = "models"
-MODEL = "model"
-API_KEYS = "api_keys"
-API_KEY = "api_key"
-USAGE = "usage"
-TRACES = "traces"
-TRACE = "trace"
-TRACE_STATS = "trace_stats"
-OPENAPI = "openapi"  # the document, not an endpoint of the reference: scenarios cannot name it
+from typing import Final
 
-ENDPOINTS = (CHAT, MODELS, MODEL, API_KEYS, API_KEY, USAGE, TRACES, TRACE, TRACE_STATS)
+CHAT: Final = "chat"
+MODELS: Final = "models"
+MODEL: Final = "model"
+API_KEYS: Final = "api_keys"
+API_KEY: Final = "api_key"
+USAGE: Final = "usage"
+TRACES: Final = "traces"
+TRACE: Final = "trace"
+TRACE_STATS: Final = "trace_stats"
+OPENAPI: Final = "openapi"  # the document, not an endpoint of the reference: scenarios cannot name it
+
+ENDPOINTS: Final[tuple[str, ...]] = (CHAT, MODELS, MODEL, API_KEYS, API_KEY, USAGE, TRACES, TRACE, TRACE_STATS)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -16,14 +16,14 @@ from mockpoeti.base.errors import ApiError
 
 # Deeper than any real request, and shallow enough for every recursive step
 # after parsing (matching, the journal, orjson's own limit of 254 when writing).
-MAX_DEPTH = 100
+MAX_DEPTH: Final = 100
 # Arrays and objects in one body: a real request has hundreds; 4 MiB of `[[],[],...]` has 1.4
 # million, and making them costs the event loop most of a second.
-MAX_CONTAINERS = 100_000
+MAX_CONTAINERS: Final = 100_000
 # Values in arrays and objects (counted by their commas): a real request has thousands; 4 MiB
 # of `{"k1":0,"k2":0,...}` has 400,000, and parsing them and listing its unknown fields held
 # the event loop for 300 ms.
-MAX_VALUES = 100_000
+MAX_VALUES: Final = 100_000
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
@@ -64,9 +64,9 @@ def parse_json(raw: bytes) -> Any:
         return _parse_with_stdlib(raw)
 
 
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')  # a JSON string, escapes included (the unrolled loop: linear, fast)
-_PAIR = re.compile(rb"\[\]|\{\}")
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_STRING: Final = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')  # a JSON string, escapes included (the unrolled loop: linear, fast)
+_PAIR: Final = re.compile(rb"\[\]|\{\}")
+_NOT_BRACKETS: Final = bytes(b for b in range(256) if b not in b"[]{}")
 
 
 def _structure(raw: bytes) -> bytes:

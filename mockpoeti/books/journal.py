@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from mockpoeti.base.clock import iso
 from mockpoeti.base.errors import ApiError
@@ -20,13 +20,13 @@ from mockpoeti.books.ledger import clip
 from mockpoeti.books.timeline import Timeline
 from mockpoeti.scripting.matching import NearMisses, told
 
-JOURNAL_BODY_BYTES = 32 * 1024  # of a request body the journal keeps
-JOURNAL_ANSWER_BYTES = 32 * 1024  # of the answer's body (a stream's events as written)
-JOURNAL_BODY_BYTES_UNAUTHENTICATED = 1024  # ... of a request no key admitted
-JOURNAL_HEADER_BYTES = 8 * 1024  # of its headers, names and values together
-JOURNAL_URL_CHARS = 2048  # of its path, and of its query string
-MAX_LISTING_BYTES = 4 * 1024 * 1024  # of JSON in one page of GET /__admin/requests (1,000 entries may be 50 MiB)
-MAX_LISTING_ENTRIES = 10_000  # what `limit` may ask for
+JOURNAL_BODY_BYTES: Final = 32 * 1024  # of a request body the journal keeps
+JOURNAL_ANSWER_BYTES: Final = 32 * 1024  # of the answer's body (a stream's events as written)
+JOURNAL_BODY_BYTES_UNAUTHENTICATED: Final = 1024  # ... of a request no key admitted
+JOURNAL_HEADER_BYTES: Final = 8 * 1024  # of its headers, names and values together
+JOURNAL_URL_CHARS: Final = 2048  # of its path, and of its query string
+MAX_LISTING_BYTES: Final = 4 * 1024 * 1024  # of JSON in one page of GET /__admin/requests (1,000 entries may be 50 MiB)
+MAX_LISTING_ENTRIES: Final = 10_000  # what `limit` may ask for
 
 
 @dataclass(slots=True, init=False)

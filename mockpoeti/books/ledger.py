@@ -11,17 +11,18 @@ import hashlib
 import math
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Final
 
 from mockpoeti.base.catalog import Model
 from mockpoeti.base.clock import iso
 from mockpoeti.base.errors import ApiError
 from mockpoeti.base.secrets import key_prefix
 
-NANOS = 1_000_000_000
-KEY_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+NANOS: Final = 1_000_000_000
+KEY_ALPHABET: Final = "abcdefghijklmnopqrstuvwxyz0123456789"
 
 
-MAX_STORED_TEXT = 256  # characters of a client's string (an unknown model name) a trace keeps
+MAX_STORED_TEXT: Final = 256  # characters of a client's string (an unknown model name) a trace keeps
 
 
 def clip(text: str, limit: int = MAX_STORED_TEXT) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from collections import deque
 from collections.abc import Callable, Iterator
+from typing import Final
 
 from mockpoeti.answers.generate import TextGenerator
 from mockpoeti.base.catalog import Catalog
@@ -27,8 +28,8 @@ from mockpoeti.scripting.scenario import Scenario
 # Running sums: account -> day -> (key id, model) -> Sums
 Aggregates = dict[str, dict[str, dict[tuple[int, str | None], Sums]]]
 
-MAX_REMEMBERED_AUTHORIZATIONS = 1024  # Authorization values a state remembers the key of
-_NO_LIMITS: dict[str, str] = {}  # the rate-limit headers of a key without limits: none (never changed)
+MAX_REMEMBERED_AUTHORIZATIONS: Final = 1024  # Authorization values a state remembers the key of
+_NO_LIMITS: Final[dict[str, str]] = {}  # the rate-limit headers of a key without limits: none (never changed)
 
 
 class State:

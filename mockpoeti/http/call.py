@@ -5,11 +5,11 @@ journal entry in one place (`pipeline.finish`) when the request ends.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 from functools import partial
 from itertools import chain
-from typing import TYPE_CHECKING, Any
+from time import perf_counter
+from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 from multidict import istr
@@ -23,10 +23,11 @@ from mockpoeti.books.timeline import Timeline, events_ended
 from mockpoeti.http.cors import allow_origin
 from mockpoeti.http.wire import read_raw
 
-METRICS_PATH = "/metrics"
+METRICS_PATH: Final = "/metrics"
 # Header names every answer carries, made case-insensitive once: a name given as a plain str is
 # made so again for each answer, and kept with it (~70 bytes a name a journal entry).
-TRACE_ID, REQUEST_ID = istr("X-Trace-ID"), istr("x-request-id")
+TRACE_ID: Final = istr("X-Trace-ID")
+REQUEST_ID: Final = istr("x-request-id")
 
 if TYPE_CHECKING:
     from mockpoeti.answers.chat_request import ChatRequest
@@ -143,7 +144,7 @@ class Call:
         self.prefix = prefix  # "" at the root; "/sessions/{id}" in a session
         self.trace_id = state.new_trace_id()
         self.arrived = arrived  # loop time: stream deadlines and retry waits count from it
-        self.started = time.perf_counter()
+        self.started = perf_counter()
         self.at = state.clock.now()  # the one reading of the server's clock: trace, journal and answer agree
         self.is_admin = path.startswith("/__admin/") or path == METRICS_PATH  # the admin token's, and not journaled
         # the raw header names and values, run together: one C pass answers "all ASCII?" and "how big?"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from aiohttp import hdrs, web
 
-EXPOSED = (
+EXPOSED: Final = (
     "X-Trace-ID, x-request-id, Retry-After, "
     "x-ratelimit-limit-requests, x-ratelimit-remaining-requests, x-ratelimit-reset-requests"
 )

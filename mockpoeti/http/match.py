@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
+from typing import Final
 
 from aiohttp import web
 
@@ -25,11 +26,11 @@ from mockpoeti.http.sse import perform
 from mockpoeti.http.wire import error_response
 from mockpoeti.scripting.matching import Playbook, RequestView
 
-DEFAULT_RETRY_AFTER = {429: "1", 503: "1"}  # so SDKs that honour Retry-After retry promptly
+DEFAULT_RETRY_AFTER: Final = {429: "1", 503: "1"}  # so SDKs that honour Retry-After retry promptly
 # RE2 work (~5 ns a unit at worst: message length x regex program size) done on the event loop;
 # a request whose message regexes could take more is searched in a worker thread (RE2 lets go
 # of the GIL), so a long prompt against many regexes keeps no other client waiting
-MAX_LOOP_REGEX_WORK = 4_000_000
+MAX_LOOP_REGEX_WORK: Final = 4_000_000
 
 
 async def follow(call: Call, playbook: Playbook, answer: Callable[[Call], Awaitable[web.StreamResponse]]) -> web.StreamResponse:

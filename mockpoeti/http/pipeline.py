@@ -18,11 +18,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
+from time import perf_counter
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Final
 
 from aiohttp import web
 
@@ -41,8 +41,8 @@ from mockpoeti.http.wire import error_body, error_response, json_response
 
 log = logging.getLogger("mockpoeti")
 
-PUBLIC_ROUTES = frozenset({OPENAPI})
-MAX_SERVER_ERRORS = 100  # kept for the test that caused them; a bug that fires on every request must not fill memory
+PUBLIC_ROUTES: Final = frozenset({OPENAPI})
+MAX_SERVER_ERRORS: Final = 100  # kept for the test that caused them; a bug that fires on every request must not fill memory
 
 
 class Pipeline:
@@ -153,7 +153,7 @@ def finish(call: Call, response: web.StreamResponse | None) -> None:
     if response is not None and not response.prepared:
         call.stamp(response)
     status = response.status if response is not None and (delivery is None or delivery.headers_sent) else None
-    elapsed_ms = (time.perf_counter() - call.started) * 1000
+    elapsed_ms = (perf_counter() - call.started) * 1000
     state = call.state
     trace = None
     if call.endpoint == CHAT and call.key_seen is not None:
@@ -177,7 +177,7 @@ def count(call: Call, meters: Meters, status: int | None, elapsed_ms: float, tra
         meters.stream_chunks += delivery.events_sent
 
 
-_EMPTY: Mapping[str, str] = MappingProxyType({})  # no query string, or no headers sent
+_EMPTY: Final[Mapping[str, str]] = MappingProxyType({})  # no query string, or no headers sent
 
 
 def journal_entry(call: Call, response: web.StreamResponse | None, status: int | None, duration_ms: float) -> JournalEntry:

@@ -606,7 +606,8 @@ def chunking(texts: list[tuple[str, list[str]]]) -> str | int:
                 return False
         return True
 
-    for chunk in (*CHUNKINGS, _first_size(texts)):
+    tried: list[str | int] = [*CHUNKINGS, _first_size(texts)]
+    for chunk in tried:
         if chunk and fits(chunk):
             return chunk
     wanted = sum(len(p) for _, p in texts)

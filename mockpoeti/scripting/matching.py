@@ -12,7 +12,7 @@ import random
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any
+from typing import Any, Final
 
 from mockpoeti.answers.chat_request import message_text
 from mockpoeti.answers.generate import derive_seed
@@ -133,10 +133,10 @@ class Decision:
 
 
 # How a miss is told, from what a condition says (`said`) and what it quotes of the request:
-TEXT = 0  # said + the value, as str() shows it
-REPR = 1  # said + the value's repr
-FIXED = 2  # said alone
-WHOLE = 3  # the quote is the whole sentence
+TEXT: Final = 0  # said + the value, as str() shows it
+REPR: Final = 1  # said + the value's repr
+FIXED: Final = 2  # said alone
+WHOLE: Final = 3  # the quote is the whole sentence
 
 
 def tell(said: str, style: int, quoted: Any) -> str:
@@ -449,7 +449,7 @@ def contains(actual: Any, wanted: Any) -> bool:
     return actual == wanted
 
 
-MAX_STUBS = 1000  # of one server state (a session has its own): each is tried on every request
+MAX_STUBS: Final = 1000  # of one server state (a session has its own): each is tried on every request
 
 
 @dataclass(slots=True, eq=False)
@@ -529,8 +529,8 @@ class Stubs:
         return len(self._by_id)
 
 
-MAX_DIFFERENCES = 8  # of one near miss, each cut to MAX_DIFFERENCE_CHARS: a journal entry stays small
-MAX_DIFFERENCE_CHARS = 200
+MAX_DIFFERENCES: Final = 8  # of one near miss, each cut to MAX_DIFFERENCE_CHARS: a journal entry stays small
+MAX_DIFFERENCE_CHARS: Final = 200
 
 
 def _cut(text: str) -> str:
@@ -542,7 +542,7 @@ Missed = tuple[str, tuple[Condition, ...], str]
 # the near misses of one request as a journal entry keeps them, plain data: for each rule (its label, what
 # its failed conditions say: (said, style, which quote), its "times: used up" note or ""), and the quotes
 NearMisses = tuple[tuple[tuple[str, tuple[tuple[str, int, int], ...], str], ...], tuple[Any, ...]]
-MAX_PLANS = 256  # sets of near misses a playbook keeps by what the request failed
+MAX_PLANS: Final = 256  # sets of near misses a playbook keeps by what the request failed
 Plan = tuple[Any, "Quoter"]  # NearMisses' first half, and what reads the second
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from operator import attrgetter
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from mockpoeti.base.regexes import (
     MAX_GLOB_TEXT,
@@ -34,11 +34,11 @@ from mockpoeti.base.regexes import (
 Member = tuple[str, Any, int, str]
 Masks = tuple[int, ...]  # one per family of an index: the rules (bits) each fails
 
-MAX_SHAPES = 256  # sets of request values whose answers an index keeps
-MAX_SHAPE_CHARS = 4096  # of request values in one set kept: a 4 MB model or header is answered, not kept
-HEAD = 4  # substrings are looked for by their first HEAD characters first: "refund 1".."refund 99" in one look
-ABSENT = object()  # a key the body does not have
-NOT_AN_OBJECT = object()  # a body that is not a JSON object
+MAX_SHAPES: Final = 256  # sets of request values whose answers an index keeps
+MAX_SHAPE_CHARS: Final = 4096  # of request values in one set kept: a 4 MB model or header is answered, not kept
+HEAD: Final = 4  # substrings are looked for by their first HEAD characters first: "refund 1".."refund 99" in one look
+ABSENT: Final = object()  # a key the body does not have
+NOT_AN_OBJECT: Final = object()  # a body that is not a JSON object
 Group = tuple[str, Any, tuple[Member, ...], frozenset[str], tuple[str, ...], dict[str, bool]]
 
 
