@@ -50,6 +50,7 @@ NATIVE_MODULES = (
     "mockpoeti/scripting/matching.py",
     "mockpoeti/scripting/rule_index.py",
     "mockpoeti/scripting/scenario.py",
+    "mockpoeti/scripting/view.py",
 )
 GROUP = "mockpoeti"  # mypyc's shared library: the top-level module mockpoeti__mypyc
 COMPILE_TIMEOUT_S = 900

@@ -157,7 +157,8 @@ def decide_us(scenario: Path, codes: set[str], calls: int, near_misses: bool = F
     """Best-of microseconds per Playbook.decide for a chat request (and near_misses, as an
     unanswered request costs)."""
     from mockpoeti.scripting.loader import load_scenario
-    from mockpoeti.scripting.matching import Playbook, view_of
+    from mockpoeti.scripting.matching import Playbook
+    from mockpoeti.scripting.view import view_of
 
     playbook = Playbook([load_scenario(scenario, codes)], seed=1)
     body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "What is the capital of France?"}]}

@@ -46,8 +46,9 @@ class JournalChecks:
         they differed. Returns the matching entries."""
         __tracebackhide__ = True
         from mockpoeti.scripting.loader import MATCH, build_match
-        from mockpoeti.scripting.matching import differences, view_of
+        from mockpoeti.scripting.matching import differences
         from mockpoeti.scripting.schema import Site
+        from mockpoeti.scripting.view import view_of
 
         site = Site("assert_requested")
         MATCH.check(conditions, site)

@@ -18,8 +18,9 @@ import pytest
 from mockpoeti.base.catalog import load_catalog
 from mockpoeti.base.regexes import compile_linear, required_text, search
 from mockpoeti.scripting.loader import parse_scenario, parse_stub
-from mockpoeti.scripting.matching import MAX_DIFFERENCE_CHARS, MAX_DIFFERENCES, MAX_PLANS, Playbook, _cut, conditions_of, view_of
+from mockpoeti.scripting.matching import MAX_DIFFERENCE_CHARS, MAX_DIFFERENCES, MAX_PLANS, Playbook, _cut, conditions_of
 from mockpoeti.scripting.rule_index import MAX_SHAPE_CHARS, MAX_SHAPES, fewest
+from mockpoeti.scripting.view import view_of
 
 CODES = set(load_catalog().errors)
 MODELS = ["gpt-4o", "gpt-4o-mini", "claude-3", "claude-3-opus", "o1", "", "x" * 5000]

@@ -34,7 +34,8 @@ from mockpoeti.base.secrets import redact
 from mockpoeti.http.sse import offsets
 from mockpoeti.recorder.to_scenario import Exchange, chunking, exact_regex, pacing_of, scenario_document
 from mockpoeti.scripting.loader import build_match
-from mockpoeti.scripting.matching import differences, view_of
+from mockpoeti.scripting.matching import differences
+from mockpoeti.scripting.view import view_of
 
 UPSTREAM_KEY = "sk-poeti-upstream-7Hq2xV9mLp4RtZ0cWd"
 STORY = "Once upon a time a small server streamed its answer one word at a time to a patient client far away."

@@ -49,7 +49,7 @@ def test_a_written_out_init_takes_the_fields(name):
         assert defaults == [inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default for f in fields], cls
         assert all(f.default_factory is dataclasses.MISSING for f in fields), cls  # a factory has no place in a signature
         values = [object() for _ in fields]  # from source: no type checks, so any value shows where it lands
-        for record in (cls(*values), cls(**{f.name: v for f, v in zip(fields, values)})):
+        for record in (cls(*values), cls(**{f.name: v for f, v in zip(fields, values, strict=True)})):
             assert [getattr(record, f.name) for f in fields] == values, cls
 
 

@@ -35,7 +35,8 @@ if TYPE_CHECKING:
     from mockpoeti.answers.script import Respond
     from mockpoeti.books.ledger import ApiKey
     from mockpoeti.books.state import State
-    from mockpoeti.scripting.matching import Playbook, RequestView
+    from mockpoeti.scripting.matching import Playbook
+    from mockpoeti.scripting.view import RequestView
 
 
 class Delivery:

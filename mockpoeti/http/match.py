@@ -24,7 +24,8 @@ from mockpoeti.base.regexes import search_all
 from mockpoeti.http.call import Call
 from mockpoeti.http.sse import perform
 from mockpoeti.http.wire import error_response
-from mockpoeti.scripting.matching import Playbook, RequestView
+from mockpoeti.scripting.matching import Playbook
+from mockpoeti.scripting.view import RequestView
 
 DEFAULT_RETRY_AFTER: Final = {429: "1", 503: "1"}  # so SDKs that honour Retry-After retry promptly
 # RE2 work (~5 ns a unit at worst: message length x regex program size) done on the event loop;

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from operator import attrgetter
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from mockpoeti.base.regexes import (
     MAX_GLOB_TEXT,
@@ -28,6 +28,9 @@ from mockpoeti.base.regexes import (
     required_text,
     search_encoded,
 )
+
+if TYPE_CHECKING:
+    from mockpoeti.scripting.view import RequestView
 
 # a regex: (pattern, regex, rules, required text); regexes searched together: (the verdict's key, their
 # alternation, the members, their patterns, the texts they need (() when one needs none), all not found)
@@ -185,7 +188,7 @@ class Messages:
                 groups.append((found.pattern, found, members, patterns, needed, dict.fromkeys(patterns, False)))
         self.singles, self.groups = tuple(singles), tuple(groups)
 
-    def failing(self, view: Any) -> int:
+    def failing(self, view: RequestView) -> int:
         message = view.message
         holding = 0
         for head, members in self.wanted:
@@ -307,7 +310,7 @@ class Each:
     def seal(self) -> None:
         pass
 
-    def failing(self, view: Any) -> int:
+    def failing(self, view: RequestView) -> int:
         failing = 0
         for condition, bit in self.conditions:
             if not condition.holds(view):
@@ -368,7 +371,7 @@ class RuleIndex:
         self.shapes: dict[tuple, tuple[Masks, int]] = {}
         self.everyone = (1 << len(rules)) - 1
 
-    def failing(self, view: Any) -> tuple[Masks, int]:
+    def failing(self, view: RequestView) -> tuple[Masks, int]:
         """What each family fails (a mask per family, in `families`' order: a rule's bit is in as
         many as it has misses), and all of them together."""
         shape: tuple = self.attrs(view) if self.attrs is not None else ()
