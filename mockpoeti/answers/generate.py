@@ -16,6 +16,7 @@ import struct
 from collections import OrderedDict
 from collections.abc import Mapping
 from hashlib import blake2b
+from types import FunctionType
 from typing import TYPE_CHECKING, Final
 
 import orjson
@@ -68,6 +69,7 @@ _DIGIT: Final = 48  # "0"
 _BLANK: Final = 32  # " "
 # Up to this length an ASCII text is counted by walking it once (compiled, ~30 instructions a
 # byte); past it, by the C passes, whose ~8,000 instructions of calls are then the smaller cost.
+# Interpreted, a byte of the walk costs ~600: there the passes win at any length (_WALK_UP_TO).
 SHORT_TEXT_CHARS: Final = 256
 
 
@@ -75,7 +77,7 @@ def count_tokens(text: str) -> int:
     if not text.isascii():
         return len(_TOKEN.findall(text))
     data = text.encode()
-    return _count_short(data) if len(data) <= SHORT_TEXT_CHARS else _count_long(data)  # most prompts are short
+    return _count_short(data) if len(data) <= _WALK_UP_TO else _count_long(data)  # most prompts are short
 
 
 def _count_long(data: bytes) -> int:
@@ -109,6 +111,10 @@ def _count_short(data: bytes) -> int:
             room -= 1
         tokens += 1
     return tokens
+
+
+# a compiled function is a builtin, not a Python function
+_WALK_UP_TO: Final = -1 if isinstance(_count_short, FunctionType) else SHORT_TEXT_CHARS
 
 
 def language_of(text: str) -> str:
