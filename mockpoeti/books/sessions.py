@@ -19,17 +19,18 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from typing import Final
 
 from mockpoeti.base.errors import ApiError, invalid
 from mockpoeti.base.settings import MAX_KEY_LENGTH, check_setting
 from mockpoeti.books.state import State
 from mockpoeti.scripting.scenario import Scenario
 
-SESSION_PATH = "/sessions/"  # a request whose path starts so is a session's
-NO_SESSION = "No such session: it was ended, it expired unused, or it never existed."
-SESSION_MAX_TRACES = 10_000  # a session keeps at most this many traces (fewer if the server keeps fewer)
-MAX_SEED = 2**63 - 1
-ID_BYTES = 6  # 12 hex digits
+SESSION_PATH: Final = "/sessions/"  # a request whose path starts so is a session's
+NO_SESSION: Final = "No such session: it was ended, it expired unused, or it never existed."
+SESSION_MAX_TRACES: Final = 10_000  # a session keeps at most this many traces (fewer if the server keeps fewer)
+MAX_SEED: Final = 2**63 - 1
+ID_BYTES: Final = 6  # 12 hex digits
 
 
 @dataclass(slots=True, eq=False)
