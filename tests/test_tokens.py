@@ -71,4 +71,5 @@ def test_short_prompts_are_walked_only_where_the_walk_is_compiled():
     """Compiled, walking a short text's bytes beats the C passes; interpreted, it costs ~20x more."""
     from mockpoeti import _native
 
-    assert generate._WALK_UP_TO == (generate.SHORT_TEXT_CHARS if _native.state == "compiled" else -1)
+    walked = generate.SHORT_TEXT_CHARS if _native.state == "compiled" else -1
+    assert generate._WALK_UP_TO == walked
