@@ -72,4 +72,4 @@ def test_short_prompts_are_walked_only_where_the_walk_is_compiled():
     from mockpoeti import _native
 
     walked = generate.SHORT_TEXT_CHARS if _native.state == "compiled" else -1
-    assert generate._WALK_UP_TO == walked
+    assert walked == generate._WALK_UP_TO
