@@ -38,6 +38,7 @@ NATIVE_MODULES = (
     "mockpoeti/books/journal.py",
     "mockpoeti/books/ledger.py",
     "mockpoeti/books/meters.py",
+    "mockpoeti/books/sessions.py",
     "mockpoeti/books/state.py",
     "mockpoeti/http/auth.py",
     "mockpoeti/http/call.py",

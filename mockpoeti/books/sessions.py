@@ -61,16 +61,16 @@ class Sessions:
     def create(
         self,
         *,
-        seed: int | None = None,
+        seed: object = None,
         clock: float | None = None,
         scenarios: list[Scenario] | None = None,
-        api_key: str | None = None,
+        api_key: object = None,
     ) -> Session:
         """A new session: a fresh twin of the server as it started (its scenarios, unless
         `scenarios` says otherwise), with `seed` and `clock` if given, and its own key
-        (`api_key`, or one made from its id). `session_limit_exceeded` when full."""
-        check_seed(seed)
-        check_api_key(api_key)
+        (`api_key`, or one made from its id). `session_limit_exceeded` when full. `seed` and
+        `api_key` may be anything a client sent: they are checked here, a 400 naming the field."""
+        chosen_seed, chosen_key = check_seed(seed), check_api_key(api_key)
         now = self._monotonic()
         self.expire(now)
         if len(self._live) >= self.limit:
@@ -78,11 +78,11 @@ class Sessions:
         session_id = secrets.token_hex(ID_BYTES)
         while session_id in self._live:
             session_id = secrets.token_hex(ID_BYTES)
-        key = api_key if api_key is not None else f"sk-poeti-{session_id}-session"
+        key = chosen_key if chosen_key is not None else f"sk-poeti-{session_id}-session"
         root = self.root.settings
         settings = replace(
             root,
-            seed=root.seed if seed is None else seed,
+            seed=root.seed if chosen_seed is None else chosen_seed,
             clock=root.clock if clock is None else clock,
             api_keys=(key,),  # the fixtures' keys too (State adds them): they name accounts, the path names the session
             max_traces=min(root.max_traces, SESSION_MAX_TRACES),
@@ -164,16 +164,21 @@ class Sessions:
         )
 
 
-def check_seed(seed: object) -> None:
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED):
-        raise invalid("seed", f"an integer from 0 to {MAX_SEED}")
+def check_seed(seed: object) -> int | None:
+    if seed is None or (isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed <= MAX_SEED):
+        return seed
+    raise invalid("seed", f"an integer from 0 to {MAX_SEED}")
 
 
-def check_api_key(key: object) -> None:
+def check_api_key(key: object) -> str | None:
     """A session's key obeys the rule of a key given at start (`Settings.api_keys`)."""
     if key is None:
-        return
+        return None
     try:
         check_setting("api_keys", (key,))
     except ValueError:
-        raise invalid("api_key", f"1 to {MAX_KEY_LENGTH} printable ASCII characters without spaces") from None
+        pass
+    else:
+        if isinstance(key, str):
+            return key
+    raise invalid("api_key", f"1 to {MAX_KEY_LENGTH} printable ASCII characters without spaces")
