@@ -47,7 +47,8 @@ def _no_constants(name: str) -> None:
 
 def parse_json(raw: bytes) -> Any:
     """JSON, or `invalid_request` saying exactly what is wrong with it."""
-    many_values = raw.count(b",") + raw.count(b":") > MAX_VALUES
+    # (a body no longer than MAX_VALUES bytes cannot have more: two scans fewer for almost every body)
+    many_values = len(raw) > MAX_VALUES and raw.count(b",") + raw.count(b":") > MAX_VALUES
     many_containers = raw.count(b"[") + raw.count(b"{") > MAX_DEPTH
     structure = _structure(raw) if many_values or many_containers else b""  # the one scan past the strings
     if many_values and structure.count(b",") > MAX_VALUES:
