@@ -11,7 +11,6 @@ package runs as plain Python: the same answers, measured by the same tests.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import shutil
@@ -96,7 +95,7 @@ def source_lines(root: Path, native: Any) -> list[str]:
     for name in native.sources(str(root)):
         path = root / name
         stat = path.stat()
-        out.append(f"source {name} {stat.st_size} {stat.st_mtime_ns} {hashlib.sha256(path.read_bytes()).hexdigest()}")
+        out.append(f"source {name} {stat.st_size} {stat.st_mtime_ns} {native.digest(str(path))}")
     return out
 
 

@@ -55,13 +55,17 @@ def stale(built: dict[str, tuple[int, int, str]], root: str = ROOT) -> str | Non
     for name, (size, mtime_ns, sha256) in built.items():
         path = os.path.join(root, name)
         stat = os.stat(path)
-        if (stat.st_size, stat.st_mtime_ns) != (size, mtime_ns):
-            import hashlib
-
-            with open(path, "rb") as f:
-                if hashlib.sha256(f.read()).hexdigest() != sha256:
-                    return f"{name} changed since the build"
+        if (stat.st_size, stat.st_mtime_ns) != (size, mtime_ns) and digest(path) != sha256:
+            return f"{name} changed since the build"
     return None
+
+
+def digest(path: str) -> str:
+    """A source's sha256, as the manifest records it (hatch_build.py writes it with this too)."""
+    import hashlib  # only when a size or time moved: not on every import
+
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
 
 
 def read_manifest() -> tuple[dict[str, tuple[int, int, str]], list[str]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import httpx
 import openai
@@ -17,6 +17,7 @@ import pytest
 from serving import all_traces
 
 from mockpoeti import MockServer
+from mockpoeti.books.ledger import Sums
 
 CLOCK = "2026-04-09T14:23:18Z"
 DEFAULT_KEY = "sk-poeti-mockpoeti-default-key"
@@ -497,3 +498,12 @@ def test_history_traces_agree_with_their_prices():
 def test_history_is_off_by_default(caller):
     assert caller.api().get("/api/v1/request-traces").json()["data"]["total"] == 0
     assert caller.api().get("/api/v1/request-traces/stats").json()["total_requests"] == 0
+
+
+def test_sums_add_adds_every_field():
+    """`Sums.add` names its fields one by one (compiled, a loop over the slots is refused):
+    a field added to `Sums` and not to `add` fails here."""
+    names = [f.name for f in fields(Sums)]
+    total = Sums(*range(1, len(names) + 1))
+    total.add(Sums(*(100 * k for k in range(1, len(names) + 1))))
+    assert [getattr(total, name) for name in names] == [101 * k for k in range(1, len(names) + 1)]

@@ -174,11 +174,10 @@ def check_api_key(key: object) -> str | None:
     """A session's key obeys the rule of a key given at start (`Settings.api_keys`)."""
     if key is None:
         return None
-    try:
-        check_setting("api_keys", (key,))
-    except ValueError:
-        pass
-    else:
-        if isinstance(key, str):
+    if isinstance(key, str):
+        try:
+            check_setting("api_keys", (key,))
             return key
+        except ValueError:
+            pass
     raise invalid("api_key", f"1 to {MAX_KEY_LENGTH} printable ASCII characters without spaces")
